@@ -1,0 +1,1 @@
+"""syncd's built-in connectors, installed as `syncd.connectors` (see README, Architecture)."""

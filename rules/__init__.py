@@ -1,0 +1,1 @@
+"""syncd's built-in rule kinds, installed as `syncd.rules` (see README, Architecture)."""

@@ -1,0 +1,105 @@
+"""The normalized task: what every connector produces and the ledger stores.
+
+Field names follow SPEC.md ("Normalized task"); they are a contract with users
+(`syncd tasks --format json`) and with third-party connectors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    BLOCKED = "blocked"
+    DONE = "done"
+    VERIFIED = "verified"
+    CANCELLED = "cancelled"
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+CLOSED_STATUSES = frozenset({Status.DONE, Status.VERIFIED, Status.CANCELLED})
+
+
+@dataclass(slots=True, frozen=True)
+class StatusChange:
+    """One status transition reported by the source (e.g. a Jira changelog entry)."""
+
+    at: datetime
+    from_raw: str | None
+    to_raw: str
+    by: str | None = None
+
+
+@dataclass(slots=True)
+class Task:
+    """A work item from one source, mapped to syncd's vocabulary.
+
+    `external_id` is the source's immutable id (GitHub issue id, Jira issue id);
+    `key` is the human alias (`owner/repo#12`, `OPS-42`) and may change when an
+    item is transferred or moved. References to other tasks (`parent`,
+    `children`, `blocked_by`, `links`) are keys, resolved across sources by the
+    ledger; `links` names the same work elsewhere (a Jira key in a Slack message).
+    `verified_by` records the evidence of verification (a label, a QA field, a
+    requester's confirmation); `participants` are the people active on the item.
+    Owners and people are person ids from `[people.<id>]`, or `<kind>:<handle>`
+    for identities nobody has mapped yet.
+    """
+
+    source: str
+    external_id: str
+    key: str
+    title: str
+    url: str | None = None
+    description: str = ""
+    status: Status = Status.OPEN
+    status_raw: str | None = None
+    owners: list[str] = field(default_factory=list)
+    team: str | None = None
+    reporter: str | None = None
+    due: date | None = None
+    priority: Priority | None = None
+    priority_raw: str | None = None
+    labels: list[str] = field(default_factory=list)
+    parent: str | None = None
+    children: list[str] = field(default_factory=list)
+    blocked_by: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)
+    acceptance_criteria: str | None = None
+    estimate_hours: float | None = None
+    logged_hours: float | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    closed_at: datetime | None = None
+    last_activity_at: datetime | None = None
+    verified_by: str | None = None
+    participants: list[str] = field(default_factory=list)
+    status_changes: list[StatusChange] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def content_hash(self) -> str:
+        """A digest of everything the source said; equal digests mean nothing changed."""
+        return hashlib.blake2b(
+            json.dumps(asdict(self), sort_keys=True, default=str, separators=(",", ":")).encode(),
+            digest_size=16,
+        ).hexdigest()
+
+
+@dataclass(slots=True, frozen=True)
+class QuarantinedItem:
+    """Something a connector fetched but could not map; kept for inspection."""
+
+    reason: str
+    payload: str
+    external_ref: str | None = None
