@@ -232,7 +232,8 @@ def _interpolate(value: Any, keypath: tuple[str | int, ...], path: Path, lines: 
         name = match.group(1)
         if name not in os.environ:
             raise ConfigError(
-                f"{_where(path, lines, keypath)}: environment variable {name} is not set "
+                f"{_where(path, lines, keypath)}: {_dotted(keypath)}: environment variable "
+                f"{name} is not set "
                 f"(the value is '${{{name}}}'); export it or write the value in the file"
             )
         return os.environ[name]
@@ -301,15 +302,17 @@ def _validation_message(
         else:
             got = error.get("input")
             shown = "" if _looks_secret(keypath) else f" (got {got!r})"
-            messages.append(f"{where}: {dotted}: {error['msg']}{shown}")
+            reason = error["msg"].removeprefix("Value error, ")
+            messages.append(f"{where}: {dotted}: {reason}{shown}")
     return "\n".join(messages)
 
 
 def _is_union_tag(part: str | int) -> bool:
     # pydantic puts the chosen union member's type name in `loc`; people never wrote it.
-    return isinstance(part, str) and (part.startswith(("function-", "constrained-")) or part in {
-        "str", "int", "float", "bool", "timedelta", "list[str]", "dict[str,any]"
-    })
+    return isinstance(part, str) and (
+        part.startswith(("function-", "constrained-"))
+        or part in {"str", "int", "float", "bool", "timedelta", "list[str]", "dict[str,any]"}
+    )
 
 
 def _looks_secret(keypath: tuple[str | int, ...]) -> bool:
@@ -328,8 +331,9 @@ def _field_names_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[
         current = _descend(current, part)
         if current is None:
             return []
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
+    for candidate in _unwrap(current):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return [f.alias or name for name, f in candidate.model_fields.items()]
     return []
 
 
@@ -378,8 +382,10 @@ def _walk_models(model: BaseModel) -> Iterator[BaseModel]:
     yield model
     for name in type(model).model_fields:
         value = getattr(model, name)
-        children = value.values() if isinstance(value, dict) else (
-            value if isinstance(value, list) else [value]
+        children = (
+            value.values()
+            if isinstance(value, dict)
+            else (value if isinstance(value, list) else [value])
         )
         for child in children:
             if isinstance(child, BaseModel):

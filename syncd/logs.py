@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, Literal
 
 import structlog
@@ -55,13 +56,13 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Chatty libraries stay at WARNING unless asked for DEBUG.
-    for name in ("urllib3", "httpx", "httpcore", "github", "jira", "uvicorn.access"):
+    for name in ("urllib3", "httpx", "httpcore", "github", "jira", "uvicorn.access", "alembic"):
         logging.getLogger(name).setLevel(logging.DEBUG if level.upper() == "DEBUG" else "WARNING")
 
 
 def _stdlib_message_redactor(
-    _logger: Any, _method: str, event_dict: dict[str, Any]
-) -> dict[str, Any]:
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     # Records from other libraries may carry %-args already merged into `event`.
     event = event_dict.get("event")
     if isinstance(event, str):

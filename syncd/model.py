@@ -40,6 +40,7 @@ class StatusChange:
     from_raw: str | None
     to_raw: str
     by: str | None = None
+    to_status: Status | None = None
 
 
 @dataclass(slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 MASK = "***"
@@ -33,13 +33,17 @@ SECRET_KEYS = frozenset(
     }
 )
 
-# Credentials recognisable by shape, even when nobody registered them.
+# Credentials recognisable by shape, even when nobody registered them:
+# (pattern, replacement) where the replacement keeps the scheme word readable.
 _PATTERNS = [
-    re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=\-]{6,}"),
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{6,}"),
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"),
-    re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
-    re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\",}\s]+(\s+[^'\",}\s]+)?"),
+    (
+        re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\",}\s]+(\s+[^'\",}\s]+)?"),
+        r"\1***",
+    ),
+    (re.compile(r"(?i)\b(bearer|token|basic)\s+[A-Za-z0-9._~+/=\-]{6,}"), r"\1 ***"),
+    (re.compile(r"\bxox[abposr]-[A-Za-z0-9\-]{6,}"), MASK),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{20,}"), MASK),
+    (re.compile(r"\bgithub_pat_[A-Za-z0-9_]{20,}"), MASK),
 ]
 
 _lock = threading.Lock()
@@ -59,17 +63,9 @@ def redact_text(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    for pattern in _PATTERNS:
-        text = pattern.sub(_mask_match, text)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
     return text
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    # Keep the scheme word ("Bearer", "Authorization:") so the line stays readable.
-    first = match.group(1)
-    if first and match.group(0).startswith(first):
-        return f"{first} {MASK}" if not first.endswith((":", "=", "'", '"')) else first + MASK
-    return MASK
 
 
 def redact(value: Any, key: str | None = None) -> Any:
@@ -87,6 +83,8 @@ def redact(value: Any, key: str | None = None) -> Any:
     return value
 
 
-def structlog_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def structlog_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> dict[str, Any]:
     """structlog processor: the last step before rendering."""
     return {k: redact(v, k) for k, v in event_dict.items()}

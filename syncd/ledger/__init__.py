@@ -1,0 +1,1 @@
+"""The task ledger: models, migrations and the repository the pipeline writes through."""

@@ -1,0 +1,366 @@
+"""The ledger's write and read calls, used by every stage of the pipeline.
+
+`ingest_page` is the heart: a page of normalized tasks, its quarantined items and
+the cursor that follows it are committed in one transaction, so a crash resumes
+from the last committed page with no gap and no duplicate. Unchanged items cost
+one indexed read and no write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, Select, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from syncd.ledger.db import create_ledger_engine, ensure_current
+from syncd.ledger.models import (
+    QuarantineRow,
+    RawPayload,
+    StatusHistory,
+    SyncCursor,
+    TaskLink,
+    TaskRow,
+)
+from syncd.model import QuarantinedItem, Task
+
+BATCH_SIZE = 500
+
+# Columns copied from a Task into its row; the rest is bookkeeping.
+TASK_FIELDS = (
+    "source", "external_id", "key", "url", "title", "description", "status",
+    "status_raw", "owners", "team", "reporter", "due", "priority", "priority_raw",
+    "labels", "parent", "children", "blocked_by", "links", "acceptance_criteria",
+    "estimate_hours", "logged_hours", "created_at", "updated_at", "closed_at",
+    "last_activity_at", "verified_by", "participants",
+)  # fmt: skip
+
+LINK_KINDS = {"blocked_by": "blocked_by", "links": "same_work", "children": "child"}
+
+
+@dataclass
+class IngestResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    changed_task_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: IngestResult) -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.quarantined += other.quarantined
+        self.changed_task_ids.extend(other.changed_task_ids)
+
+
+@dataclass(frozen=True)
+class _Known:
+    id: int
+    content_hash: str
+    status: str
+    status_raw: str | None
+    gone: bool
+
+
+class Ledger:
+    """One ledger database: SQLite file by default, PostgreSQL for teams."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    @classmethod
+    def open(cls, url: str, *, auto_upgrade: bool = True) -> Ledger:
+        engine = create_ledger_engine(url)
+        if auto_upgrade:
+            ensure_current(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- writes -----------------------------------------------------------------
+
+    def ingest_page(
+        self,
+        source: str,
+        tasks: Sequence[Task],
+        *,
+        now: datetime,
+        stream: str = "default",
+        cursor: dict[str, Any] | None = None,
+        quarantined: Sequence[QuarantinedItem] = (),
+    ) -> IngestResult:
+        """Upsert a page, record its quarantine and move its cursor, atomically."""
+        result = IngestResult(quarantined=len(quarantined))
+        unique = {task.external_id: task for task in tasks if task.source == source}
+        if len(unique) != len({t.external_id for t in tasks}):
+            raise ValueError(f"every task of this page must belong to source {source!r}")
+        with self.sessions.begin() as session:
+            for batch in _batches(list(unique.values()), BATCH_SIZE):
+                result.add(self._ingest_batch(session, source, batch, now))
+            if quarantined:
+                session.add_all(_quarantine_rows(source, stream, quarantined, now))
+            if cursor is not None:
+                self._save_cursor(session, source, stream, cursor, now)
+        return result
+
+    def _ingest_batch(
+        self, session: Session, source: str, batch: list[Task], now: datetime
+    ) -> IngestResult:
+        known = self._known(session, source, [t.external_id for t in batch])
+        result = IngestResult()
+        rows: list[dict[str, Any]] = []
+        for task in batch:
+            digest = task.content_hash()
+            previous = known.get(task.external_id)
+            if previous is not None and previous.content_hash == digest and not previous.gone:
+                result.unchanged += 1
+                continue
+            if previous is None:
+                result.new += 1
+            else:
+                result.updated += 1
+            rows.append(_row(task, digest, now))
+        if not rows:
+            return result
+        ids = self._upsert(session, rows)
+        by_external = {t.external_id: t for t in batch}
+        changed = [(ids[eid], by_external[eid], known.get(eid)) for eid in ids]
+        self._write_payloads(session, changed, now)
+        self._write_history(session, changed, now)
+        self._write_links(session, changed)
+        result.changed_task_ids = [task_id for task_id, _, _ in changed]
+        return result
+
+    def _known(self, session: Session, source: str, external_ids: list[str]) -> dict[str, _Known]:
+        query = select(
+            TaskRow.external_id,
+            TaskRow.id,
+            TaskRow.content_hash,
+            TaskRow.status,
+            TaskRow.status_raw,
+            TaskRow.gone_at,
+        ).where(TaskRow.source == source, TaskRow.external_id.in_(external_ids))
+        return {
+            row.external_id: _Known(
+                row.id, row.content_hash, row.status, row.status_raw, row.gone_at is not None
+            )
+            for row in session.execute(query)
+        }
+
+    def _upsert(self, session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+        insert = self._insert(TaskRow)
+        excluded = insert.excluded
+        updatable = [c for c in rows[0] if c not in ("source", "external_id", "first_seen_at")]
+        statement = insert.on_conflict_do_update(
+            index_elements=[TaskRow.source, TaskRow.external_id],
+            set_={column: excluded[column] for column in updatable},
+            # A concurrent writer may have stored the same content already.
+            where=(TaskRow.content_hash != excluded.content_hash) | TaskRow.gone_at.is_not(None),
+        ).returning(TaskRow.id, TaskRow.external_id)
+        return {external_id: task_id for task_id, external_id in session.execute(statement, rows)}
+
+    def _write_payloads(
+        self, session: Session, changed: list[tuple[int, Task, _Known | None]], now: datetime
+    ) -> None:
+        statement = self._insert(RawPayload)
+        statement = statement.on_conflict_do_update(
+            index_elements=[RawPayload.task_id],
+            set_={
+                "payload": statement.excluded.payload,
+                "fetched_at": statement.excluded.fetched_at,
+            },
+        )
+        session.execute(
+            statement,
+            [{"task_id": tid, "payload": task.raw, "fetched_at": now} for tid, task, _ in changed],
+        )
+
+    def _write_history(
+        self, session: Session, changed: list[tuple[int, Task, _Known | None]], now: datetime
+    ) -> None:
+        rows = []
+        for task_id, task, previous in changed:
+            if previous is not None and (previous.status, previous.status_raw) == (
+                task.status.value,
+                task.status_raw,
+            ):
+                continue
+            rows.append(
+                {
+                    "task_id": task_id,
+                    "at": _transition_time(task, previous, now),
+                    "from_status": previous.status if previous else None,
+                    "to_status": task.status.value,
+                    "from_raw": previous.status_raw if previous else None,
+                    "to_raw": task.status_raw,
+                }
+            )
+        if rows:
+            session.execute(self._insert(StatusHistory), rows)
+
+    def _write_links(
+        self, session: Session, changed: list[tuple[int, Task, _Known | None]]
+    ) -> None:
+        existing = [task_id for task_id, _, previous in changed if previous is not None]
+        if existing:
+            session.execute(delete(TaskLink).where(TaskLink.task_id.in_(existing)))
+        rows = [
+            {"task_id": task_id, "kind": kind, "target_key": target, "target_task_id": None}
+            for task_id, task, _ in changed
+            for kind, target in _edges(task)
+        ]
+        if rows:
+            session.execute(self._insert(TaskLink).on_conflict_do_nothing(), rows)
+
+    def _save_cursor(
+        self, session: Session, source: str, stream: str, value: dict[str, Any], now: datetime
+    ) -> None:
+        statement = self._insert(SyncCursor).values(
+            source=source, stream=stream, value=value, updated_at=now
+        )
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[SyncCursor.source, SyncCursor.stream],
+                set_={"value": statement.excluded.value, "updated_at": now},
+            )
+        )
+
+    def save_cursor(self, source: str, stream: str, value: dict[str, Any], now: datetime) -> None:
+        with self.sessions.begin() as session:
+            self._save_cursor(session, source, stream, value, now)
+
+    def resolve_links(self) -> int:
+        """Point link rows at the tasks their keys name, once those tasks are known."""
+        target = (
+            select(TaskRow.id)
+            .where(TaskRow.key == TaskLink.target_key)
+            .order_by(TaskRow.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        with self.sessions.begin() as session:
+            outcome = session.execute(
+                update(TaskLink)
+                .where(TaskLink.target_task_id.is_(None))
+                .values(target_task_id=target)
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(outcome, "rowcount", 0) or 0)
+
+    # --- reads ------------------------------------------------------------------
+
+    def cursor(self, source: str, stream: str = "default") -> dict[str, Any] | None:
+        with self.sessions() as session:
+            row = session.get(SyncCursor, (source, stream))
+            return dict(row.value) if row is not None else None
+
+    def tasks(
+        self,
+        *,
+        sources: Iterable[str] = (),
+        statuses: Iterable[str] = (),
+        include_gone: bool = False,
+    ) -> Iterator[TaskRow]:
+        query: Select[TaskRow] = select(TaskRow).order_by(TaskRow.source, TaskRow.id)
+        if sources := list(sources):
+            query = query.where(TaskRow.source.in_(sources))
+        if statuses := list(statuses):
+            query = query.where(TaskRow.status.in_(statuses))
+        if not include_gone:
+            query = query.where(TaskRow.gone_at.is_(None))
+        with self.sessions() as session:
+            yield from session.scalars(query.execution_options(yield_per=1000))
+
+    def task_by_key(self, key: str, source: str | None = None) -> TaskRow | None:
+        query = select(TaskRow).where(TaskRow.key == key)
+        if source is not None:
+            query = query.where(TaskRow.source == source)
+        with self.sessions() as session:
+            return session.scalars(query.order_by(TaskRow.id).limit(1)).first()
+
+    def status_history(self, task_id: int) -> list[StatusHistory]:
+        query = select(StatusHistory).where(StatusHistory.task_id == task_id)
+        with self.sessions() as session:
+            return list(session.scalars(query.order_by(StatusHistory.at, StatusHistory.id)))
+
+    def quarantine(self, source: str | None = None) -> list[QuarantineRow]:
+        query = select(QuarantineRow).order_by(QuarantineRow.id)
+        if source is not None:
+            query = query.where(QuarantineRow.source == source)
+        with self.sessions() as session:
+            return list(session.scalars(query))
+
+
+def _row(task: Task, digest: str, now: datetime) -> dict[str, Any]:
+    row = {name: getattr(task, name) for name in TASK_FIELDS}
+    row["status"] = task.status.value
+    row["priority"] = task.priority.value if task.priority else None
+    row.update(content_hash=digest, first_seen_at=now, changed_at=now, gone_at=None)
+    return row
+
+
+def _edges(task: Task) -> Iterator[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    if task.parent:
+        seen.add(("parent", task.parent))
+        yield "parent", task.parent
+    for attribute, kind in LINK_KINDS.items():
+        for target in getattr(task, attribute):
+            if (kind, target) not in seen and target != task.key:
+                seen.add((kind, target))
+                yield kind, target
+
+
+def _transition_time(task: Task, previous: _Known | None, now: datetime) -> datetime:
+    """When the status changed: the source's word for it where it has one."""
+    if previous is None:
+        return task.created_at or now
+    for change in reversed(task.status_changes):
+        if change.to_raw == task.status_raw:
+            return change.at
+    return task.updated_at or now
+
+
+def _quarantine_rows(
+    source: str, stream: str, items: Sequence[QuarantinedItem], now: datetime
+) -> list[QuarantineRow]:
+    return [
+        QuarantineRow(
+            source=source,
+            stream=stream,
+            external_ref=item.external_ref,
+            reason=item.reason,
+            payload=item.payload,
+            created_at=now,
+        )
+        for item in items
+    ]
+
+
+def _batches(items: list[Task], size: int) -> Iterator[list[Task]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def task_to_dict(row: TaskRow) -> dict[str, Any]:
+    """Every normalized field of a stored task, JSON-ready (`syncd tasks --format json`)."""
+    out: dict[str, Any] = {name: getattr(row, name) for name in TASK_FIELDS}
+    out["id"] = row.id
+    out["gone"] = row.gone_at is not None
+    ready: dict[str, Any] = json.loads(json.dumps(out, default=_json_default))
+    return ready
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
