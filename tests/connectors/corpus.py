@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,12 @@ CORPUS = Path(
 )
 
 _LINES_PER_EXCHANGE = 11
+_PATH_LINE = 4  # 0-based: line 5 of an exchange is path?query
 _BODY_LINE = 9  # 0-based: line 10 of an exchange is the response body
+# Endpoints whose response body is an issue, a list of issues or a search result of issues.
+_ISSUE_ENDPOINT = re.compile(
+    r"/(?:issues(?:/\d+)?|search/issues|legacy/issues/search/.*|sub_issues?|dependencies/blocked_by)$"
+)
 
 
 @dataclass(frozen=True)
@@ -25,14 +31,16 @@ class Found:
     payload: Any
 
 
-def github_response_bodies() -> Iterator[tuple[str, Any]]:
-    """Every JSON response body of the PyGithub replay recordings."""
+def github_response_bodies() -> Iterator[tuple[str, str, Any]]:
+    """(origin, request path, JSON body) of every exchange in the PyGithub recordings."""
     for path in sorted((CORPUS / "github").glob("*.txt")):
         lines = path.read_text(encoding="utf-8").split("\n")
         for index in range(0, len(lines) - _BODY_LINE, _LINES_PER_EXCHANGE):
+            request_path = lines[index + _PATH_LINE].split("?", 1)[0]
             body = lines[index + _BODY_LINE]
             try:
-                yield f"{path.name}#{index // _LINES_PER_EXCHANGE}", json.loads(body)
+                origin = f"{path.name}#{index // _LINES_PER_EXCHANGE}"
+                yield origin, request_path, json.loads(body)
             except ValueError:
                 continue  # an empty 204, an HTML error page, a deliberately broken body
 
@@ -43,11 +51,32 @@ def github_webhook_payloads() -> Iterator[tuple[str, Any]]:
 
 
 def github_issues() -> list[Found]:
-    """Issue-shaped objects anywhere in recorded responses and webhook payloads."""
-    found = []
-    for origin, body in [*github_response_bodies(), *github_webhook_payloads()]:
-        found.extend(Found(origin, issue) for issue in _walk(body, _looks_like_github_issue))
-    return found
+    """Issue objects in recorded responses and webhook payloads.
+
+    Everything an issue endpoint returned counts, even a stripped `{"id": 1}`; so do
+    issue-shaped objects nested elsewhere (an event's `issue`, a webhook's `issue`).
+    """
+    found: dict[int, Found] = {}
+    for origin, request_path, body in github_response_bodies():
+        if _ISSUE_ENDPOINT.search(request_path):
+            for item in _top_level_items(body):
+                found.setdefault(id(item), Found(origin, item))
+        for item in _walk(body, _looks_like_github_issue):
+            found.setdefault(id(item), Found(origin, item))
+    for origin, body in github_webhook_payloads():
+        for item in _walk(body, _looks_like_github_issue):
+            found.setdefault(id(item), Found(origin, item))
+    return list(found.values())
+
+
+def _top_level_items(body: Any) -> list[Any]:
+    if isinstance(body, dict) and isinstance(body.get("items"), list):
+        return list(body["items"])  # search results
+    if isinstance(body, dict) and isinstance(body.get("issues"), list):
+        return list(body["issues"])  # the legacy search
+    if isinstance(body, list):
+        return body
+    return [body] if isinstance(body, dict) and "message" not in body else []
 
 
 def _looks_like_github_issue(node: dict[str, Any]) -> bool:

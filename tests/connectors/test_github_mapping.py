@@ -328,8 +328,14 @@ def test_every_corpus_issue_maps_or_raises_mapping_error() -> None:
     )
     assert mapped_count >= 100
     assert reasons.count("this is a pull request, not an issue") == pull_requests
-    # The pinned/unpinned webhook examples are trimmed: no state, so no status to give.
-    assert set(reasons) == {"this is a pull request, not an issue", "the issue has no 'state'"}
+    # Listings recorded with stripped items ({"id": 1}), the legacy search (no id) and the
+    # trimmed pinned/unpinned webhook examples (no state) cannot become tasks.
+    assert set(reasons) == {
+        "this is a pull request, not an issue",
+        "the issue has no 'title'",
+        "the issue has no 'id'",
+        "the issue has no 'state'",
+    }
 
 
 def test_every_corpus_pull_request_yields_well_formed_evidence() -> None:
@@ -350,13 +356,17 @@ def assert_valid(task: Task, origin: str) -> None:
     assert task.content_hash()
 
 
-def test_corpus_issue_with_state_reason_not_planned_is_cancelled() -> None:
-    statuses = {
-        mapped(found.payload).status
+def test_corpus_closed_issues_are_closed_tasks_with_a_closing_time() -> None:
+    closed = [
+        mapped(found.payload)
         for found in CORPUS_ISSUES
-        if found.payload.get("state_reason") == "not_planned" and not is_pull_request(found.payload)
-    }
-    assert statuses == {Status.CANCELLED}
+        if found.payload.get("state") == "closed"
+        and "title" in found.payload
+        and not is_pull_request(found.payload)
+    ]
+    assert len(closed) >= 5
+    assert {task.status for task in closed} <= {Status.DONE, Status.CANCELLED}
+    assert all(task.closed_at is not None for task in closed)
 
 
 def test_corpus_sub_issue_listing_gives_children() -> None:
