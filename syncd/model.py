@@ -7,11 +7,12 @@ Field names follow SPEC.md ("Normalized task"); they are a contract with users
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 
 class Status(StrEnum):
@@ -91,10 +92,9 @@ class Task:
 
     def content_hash(self) -> str:
         """A digest of everything the source said; equal digests mean nothing changed."""
-        return hashlib.blake2b(
-            json.dumps(asdict(self), sort_keys=True, default=str, separators=(",", ":")).encode(),
-            digest_size=16,
-        ).hexdigest()
+        # orjson serializes the dataclass, its enums, dates and nested payload natively.
+        encoded = orjson.dumps(self, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
 @dataclass(slots=True, frozen=True)

@@ -112,11 +112,9 @@ def test_changed_rows_are_updated_and_status_history_written_once(ledger: Ledger
     assert first is not None and second is not None
     assert first.status == "done" and first.changed_at == later
     assert second.title == "Renamed"
-    assert [(h.from_status, h.to_status) for h in ledger.status_history(first.id)] == [
-        (None, "open"),
-        ("open", "done"),
-    ]
-    assert len(ledger.status_history(second.id)) == 1
+    history = ledger.status_history(first.id)
+    assert [(h.from_status, h.to_status, h.at) for h in history] == [("open", "done", later)]
+    assert ledger.status_history(second.id) == []
 
 
 def test_status_history_uses_the_sources_transition_time(ledger: Ledger) -> None:
@@ -130,6 +128,21 @@ def test_status_history_uses_the_sources_transition_time(ledger: Ledger) -> None
     stored = ledger.task_by_key("acme/api#1")
     assert stored is not None
     assert ledger.status_history(stored.id)[-1].at == moved_at
+
+
+def test_a_new_task_keeps_its_sources_changelog(ledger: Ledger) -> None:
+    changes = [
+        StatusChange(at=NOW - timedelta(days=2), from_raw="To Do", to_raw="In Progress"),
+        StatusChange(at=NOW - timedelta(days=1), from_raw="In Progress", to_raw="Done"),
+    ]
+    ledger.ingest_page("gh", [make_task(1, status_changes=changes)], now=NOW)
+    stored = ledger.task_by_key("acme/api#1")
+    assert stored is not None
+    history = ledger.status_history(stored.id)
+    assert [(h.from_raw, h.to_raw, h.at) for h in history] == [
+        ("To Do", "In Progress", NOW - timedelta(days=2)),
+        ("In Progress", "Done", NOW - timedelta(days=1)),
+    ]
 
 
 def test_key_is_an_alias_identity_is_the_external_id(ledger: Ledger) -> None:

@@ -157,7 +157,7 @@ class Ledger:
         }
 
     def _upsert(self, session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-        insert = self._insert(TaskRow)
+        insert = self._insert(TaskRow.__table__)
         excluded = insert.excluded
         updatable = [c for c in rows[0] if c not in ("source", "external_id", "first_seen_at")]
         statement = insert.on_conflict_do_update(
@@ -166,12 +166,14 @@ class Ledger:
             # A concurrent writer may have stored the same content already.
             where=(TaskRow.content_hash != excluded.content_hash) | TaskRow.gone_at.is_not(None),
         ).returning(TaskRow.id, TaskRow.external_id)
-        return {external_id: task_id for task_id, external_id in session.execute(statement, rows)}
+        # Core execution (not the ORM bulk path) batches the RETURNING upsert per page.
+        result = session.connection().execute(statement, rows)
+        return {external_id: task_id for task_id, external_id in result}
 
     def _write_payloads(
         self, session: Session, changed: list[tuple[int, Task, _Known | None]], now: datetime
     ) -> None:
-        statement = self._insert(RawPayload)
+        statement = self._insert(RawPayload.__table__)
         statement = statement.on_conflict_do_update(
             index_elements=[RawPayload.task_id],
             set_={
@@ -179,7 +181,7 @@ class Ledger:
                 "fetched_at": statement.excluded.fetched_at,
             },
         )
-        session.execute(
+        session.connection().execute(
             statement,
             [{"task_id": tid, "payload": task.raw, "fetched_at": now} for tid, task, _ in changed],
         )
@@ -189,23 +191,24 @@ class Ledger:
     ) -> None:
         rows = []
         for task_id, task, previous in changed:
-            if previous is not None and (previous.status, previous.status_raw) == (
-                task.status.value,
-                task.status_raw,
-            ):
+            if previous is None:
+                # A new task has no transition of its own; the source's changelog may.
+                rows.extend(_changelog_rows(task_id, task))
+                continue
+            if (previous.status, previous.status_raw) == (task.status.value, task.status_raw):
                 continue
             rows.append(
                 {
                     "task_id": task_id,
-                    "at": _transition_time(task, previous, now),
-                    "from_status": previous.status if previous else None,
+                    "at": _transition_time(task, now),
+                    "from_status": previous.status,
                     "to_status": task.status.value,
-                    "from_raw": previous.status_raw if previous else None,
+                    "from_raw": previous.status_raw,
                     "to_raw": task.status_raw,
                 }
             )
         if rows:
-            session.execute(self._insert(StatusHistory), rows)
+            session.connection().execute(self._insert(StatusHistory.__table__), rows)
 
     def _write_links(
         self, session: Session, changed: list[tuple[int, Task, _Known | None]]
@@ -219,7 +222,9 @@ class Ledger:
             for kind, target in _edges(task)
         ]
         if rows:
-            session.execute(self._insert(TaskLink).on_conflict_do_nothing(), rows)
+            session.connection().execute(
+                self._insert(TaskLink.__table__).on_conflict_do_nothing(), rows
+            )
 
     def _save_cursor(
         self, session: Session, source: str, stream: str, value: dict[str, Any], now: datetime
@@ -320,14 +325,26 @@ def _edges(task: Task) -> Iterator[tuple[str, str]]:
                 yield kind, target
 
 
-def _transition_time(task: Task, previous: _Known | None, now: datetime) -> datetime:
+def _transition_time(task: Task, now: datetime) -> datetime:
     """When the status changed: the source's word for it where it has one."""
-    if previous is None:
-        return task.created_at or now
     for change in reversed(task.status_changes):
         if change.to_raw == task.status_raw:
             return change.at
     return task.updated_at or now
+
+
+def _changelog_rows(task_id: int, task: Task) -> list[dict[str, Any]]:
+    return [
+        {
+            "task_id": task_id,
+            "at": change.at,
+            "from_status": None,
+            "to_status": change.to_status.value if change.to_status else None,
+            "from_raw": change.from_raw,
+            "to_raw": change.to_raw,
+        }
+        for change in task.status_changes
+    ]
 
 
 def _quarantine_rows(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 04:46:06.156524
+Create Date: 2026-11-25 04:50:55.174768
 """
 
 from __future__ import annotations
