@@ -412,8 +412,8 @@ def _human_activity(
     stamps: list[datetime] = []
     participants: list[str] = []
     for author, stamp in _acts(comments, histories):
-        if _is_app(author):
-            continue
+        if author is None or _is_app(author):
+            continue  # no author means Jira itself or an anonymous automation acted
         if stamp is not None:
             stamps.append(stamp)
         if (person := _person(author, "author", people)) is not None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from corpus import github_issues
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncd.connectors.github.mapping import (
     MappingError,
@@ -301,6 +303,29 @@ def test_malformed_activity_raises_mapping_error() -> None:
         mapped(issue(), comments=[comment("bob", "not a date")])
     with pytest.raises(MappingError):
         mapped(issue(), sub_issues=["#3"])  # type: ignore[list-item]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(sorted(issue())), value=JSON, body=st.text(max_size=60))
+def test_any_damaged_field_maps_or_raises_mapping_error(field: str, value: Any, body: str) -> None:
+    raw = issue(body=body)
+    raw[field] = value
+    comments = [{"user": value, "created_at": value, "body": value}]
+    try:
+        task = mapped(raw, comments=comments, events=[{"actor": value, "created_at": value}])
+    except MappingError as error:
+        assert str(error)  # a reason a person can read in the quarantine
+    else:
+        assert isinstance(task.status, Status) and isinstance(task.title, str)
 
 
 CORPUS_ISSUES = github_issues()

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from corpus import jira_issues
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncd.connectors.jira.mapping import MappingError, adf_to_text, map_issue, wiki_to_text
 from syncd.connectors.jira.settings import JiraSettings
@@ -416,6 +418,47 @@ def test_malformed_fields_raise_mapping_error(fields: dict[str, Any], reason: st
 def test_a_non_object_raises_mapping_error() -> None:
     with pytest.raises(MappingError):
         mapped("OPS-1")  # type: ignore[arg-type]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=12),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+FIELDS = [*sorted(issue()["fields"]), "assignee", "reporter", "priority", "resolution", "duedate",
+          "labels", "parent", "subtasks", "issuelinks", "timespent", "timetracking", "comment",
+          "description", "customfield_1"]  # fmt: skip
+ALL_CUSTOM = SETTINGS.model_copy(
+    update={"acceptance_field": "customfield_1", "team_field": "customfield_1",
+            "verified_field": "customfield_1"}
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=JSON, markup=st.text(max_size=60))
+def test_any_damaged_field_maps_or_raises_mapping_error(
+    field: str, value: Any, markup: str
+) -> None:
+    raw = issue(description=markup)
+    raw["fields"][field] = value
+    raw["changelog"] = {"histories": [{"created": value, "author": value, "items": value}]}
+    try:
+        task = mapped(raw, ALL_CUSTOM)
+    except MappingError as error:
+        assert str(error)  # a reason a person can read in the quarantine
+    else:
+        assert isinstance(task.status, Status) and isinstance(task.title, str)
+
+
+@settings(max_examples=200, deadline=None)
+@given(document=JSON)
+def test_adf_to_text_takes_any_json(document: Any) -> None:
+    assert isinstance(
+        adf_to_text(document if isinstance(document, dict) else {"content": [document]}), str
+    )
 
 
 CORPUS_ISSUES = jira_issues()
