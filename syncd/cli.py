@@ -12,11 +12,19 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import __version__
+from syncd.clock import SystemClock
 from syncd.config import ConfigError, Settings, load_config, resolve_config_path
 from syncd.ledger.db import LedgerError, create_ledger_engine, head_revision, upgrade
+from syncd.ledger.repository import Ledger, task_to_dict
 from syncd.logs import LogFormat, configure_logging
+from syncd.model import Status
+from syncd.people import PeopleDirectory
+from syncd.sync import SourceSummary, pull_all
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -129,3 +137,178 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+# --- reconcile -----------------------------------------------------------------------
+
+FormatOption = Annotated[
+    str, typer.Option("--format", "-f", help="table (for people) or json (for machines).")
+]
+SourceOption = Annotated[
+    list[str] | None,
+    typer.Option("--source", "-s", help="Only this source (repeatable). Default: every source."),
+]
+
+
+def _check_format(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        fail_usage(f"--format must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def _selected_sources(settings: Settings, requested: list[str] | None) -> list[str]:
+    if not requested:
+        return list(settings.sources)
+    unknown = [name for name in requested if name not in settings.sources]
+    if unknown:
+        known = ", ".join(settings.sources) or "none configured"
+        fail_usage(f"unknown source {', '.join(unknown)} (configured: {known})")
+    return requested
+
+
+def _open_ledger(settings: Settings) -> Ledger:
+    try:
+        return Ledger.open(settings.ledger.url)
+    except LedgerError as exc:
+        fail(str(exc))
+    except SQLAlchemyError as exc:
+        fail(f"cannot open the ledger {settings.ledger.url!r}: {exc.__class__.__name__}: {exc}")
+
+
+@app.command()
+def reconcile(
+    config: ConfigOption = None,
+    source: SourceOption = None,
+    output_format: FormatOption = "table",
+) -> None:
+    """Pull every configured source into the ledger and report what changed.
+
+    Each source is pulled incrementally from where its last run stopped. One
+    failing source does not stop the others; its tasks stay as they were, the
+    failure is printed, and the exit code is 1.
+
+    Examples:
+
+      syncd reconcile -c syncd.toml
+
+      syncd reconcile -c syncd.toml --source gh --format json
+    """
+    output_format = _check_format(output_format, ("table", "json"))
+    settings = load_settings(config)
+    names = _selected_sources(settings, source)
+    ledger = _open_ledger(settings)
+    try:
+        summaries, people = _pull_with_progress(settings, ledger, names)
+    finally:
+        ledger.close()
+    report = {
+        "sources": {name: summary.as_json() for name, summary in summaries.items()},
+        "unmapped_identities": sorted(people.unmapped),
+    }
+    if output_format == "json":
+        console.print_json(data=report)
+    else:
+        _print_reconcile_table(summaries, sorted(people.unmapped))
+    if any(summary.failed for summary in summaries.values()):
+        raise typer.Exit(EXIT_FAILURE)
+
+
+def _pull_with_progress(
+    settings: Settings, ledger: Ledger, names: list[str]
+) -> tuple[dict[str, SourceSummary], PeopleDirectory]:
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.fields[fetched]} items"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=not errors.is_terminal,
+    )
+    rows = {name: progress.add_task(f"pulling {name}", fetched=0) for name in names}
+
+    def on_page(name: str, fetched: int) -> None:
+        progress.update(rows[name], fetched=fetched)
+
+    def on_done(name: str, summary: SourceSummary) -> None:
+        state = "[red]failed[/]" if summary.failed else "[green]done[/]"
+        progress.update(rows[name], description=f"{name} {state}", fetched=summary.fetched)
+
+    with progress:
+        return pull_all(
+            settings, ledger, names, SystemClock(), on_page=on_page, on_source_done=on_done
+        )
+
+
+def _print_reconcile_table(summaries: dict[str, SourceSummary], unmapped: list[str]) -> None:
+    table = Table(title="Reconcile", title_justify="left")
+    for column in ("source", "fetched", "new", "updated", "unchanged", "quarantined", "gone"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    table.add_column("status")
+    for name, summary in summaries.items():
+        status = "[red]failed[/]" if summary.failed else "[green]ok[/]"
+        table.add_row(
+            name,
+            *(str(getattr(summary, c)) for c in
+              ("fetched", "new", "updated", "unchanged", "quarantined", "gone")),
+            status,
+        )  # fmt: skip
+    console.print(table)
+    for name, summary in summaries.items():
+        if summary.failed:
+            errors.print(f"[bold red]{name}:[/] {summary.error}", highlight=False)
+    if unmapped:
+        console.print(
+            f"\n{len(unmapped)} identities are not mapped to a person; add them under "
+            f"[people.<id>] in the config:\n  " + "\n  ".join(unmapped),
+            highlight=False,
+            markup=False,
+        )
+
+
+# --- tasks ---------------------------------------------------------------------------
+
+
+@app.command()
+def tasks(
+    config: ConfigOption = None,
+    source: SourceOption = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="open, in_progress, blocked, done, verified, cancelled."),
+    ] = None,
+    output_format: FormatOption = "table",
+) -> None:
+    """List the tasks in the ledger.
+
+    The table shows the essentials; `--format json` prints {"tasks": [...]} with
+    every normalized field.
+    """
+    output_format = _check_format(output_format, ("table", "json"))
+    settings = load_settings(config)
+    names = _selected_sources(settings, source) if source else []
+    valid = {s.value for s in Status}
+    if bad := [s for s in status or [] if s not in valid]:
+        fail_usage(f"unknown status {', '.join(bad)} (one of: {', '.join(sorted(valid))})")
+    ledger = _open_ledger(settings)
+    try:
+        rows = [task_to_dict(row) for row in ledger.tasks(sources=names, statuses=status or [])]
+    finally:
+        ledger.close()
+    if output_format == "json":
+        console.print_json(data={"tasks": rows})
+        return
+    table = Table(title=f"{len(rows)} tasks", title_justify="left")
+    for column in ("key", "source", "status", "owners", "due", "priority", "title"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["key"],
+            row["source"],
+            row["status"],
+            ", ".join(row["owners"]) or "[red]none[/]",
+            row["due"] or "—",
+            row["priority"] or "—",
+            row["title"],
+        )
+    console.print(table)

@@ -210,3 +210,25 @@ def test_large_page_is_batched(ledger: Ledger) -> None:
     result = ledger.ingest_page("gh", tasks, now=NOW)
     assert result.new == 1234 and len(set(result.changed_task_ids)) == 1234
     assert sum(1 for _ in ledger.tasks(sources=["gh"])) == 1234
+
+
+def test_complete_listing_marks_missing_tasks_gone_not_deleted(ledger: Ledger) -> None:
+    ledger.ingest_page("gh", [make_task(n) for n in range(10)], now=NOW)
+    present = {make_task(n).external_id for n in range(10) if n != 4}
+    gone = ledger.mark_gone("gh", present, now=NOW + timedelta(hours=1))
+    assert len(gone) == 1
+    assert [t.key for t in ledger.tasks(sources=["gh"])].count("acme/api#4") == 0
+    kept = [t for t in ledger.tasks(sources=["gh"], include_gone=True) if t.key == "acme/api#4"]
+    assert kept and kept[0].gone_at == NOW + timedelta(hours=1)
+    # It comes back when the source shows it again.
+    result = ledger.ingest_page("gh", [make_task(4)], now=NOW + timedelta(hours=2))
+    assert result.updated == 1 and ledger.task_by_key("acme/api#4").gone_at is None  # type: ignore[union-attr]
+
+
+def test_sudden_mass_disappearance_is_refused(ledger: Ledger) -> None:
+    from syncd.errors import SuspiciousDisappearance
+
+    ledger.ingest_page("gh", [make_task(n) for n in range(40)], now=NOW)
+    with pytest.raises(SuspiciousDisappearance, match="lacks 30 of its 40"):
+        ledger.mark_gone("gh", {make_task(n).external_id for n in range(10)}, now=NOW)
+    assert sum(1 for _ in ledger.tasks(sources=["gh"])) == 40

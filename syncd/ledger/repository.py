@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.ledger.db import create_ledger_engine, ensure_current
 from syncd.ledger.models import (
+    Base,
     QuarantineRow,
     RawPayload,
     StatusHistory,
@@ -27,6 +28,7 @@ from syncd.ledger.models import (
     TaskLink,
     TaskRow,
 )
+from syncd.errors import SuspiciousDisappearance
 from syncd.model import QuarantinedItem, Task
 
 BATCH_SIZE = 500
@@ -39,6 +41,12 @@ TASK_FIELDS = (
     "estimate_hours", "logged_hours", "created_at", "updated_at", "closed_at",
     "last_activity_at", "verified_by", "participants",
 )  # fmt: skip
+
+# Core tables for the hot path: Core executemany batches RETURNING upserts per page.
+TASKS = Base.metadata.tables["tasks"]
+RAW_PAYLOADS = Base.metadata.tables["raw_payloads"]
+HISTORY = Base.metadata.tables["status_history"]
+LINKS = Base.metadata.tables["task_links"]
 
 LINK_KINDS = {"blocked_by": "blocked_by", "links": "same_work", "children": "child"}
 
@@ -157,7 +165,7 @@ class Ledger:
         }
 
     def _upsert(self, session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-        insert = self._insert(TaskRow.__table__)
+        insert = self._insert(TASKS)
         excluded = insert.excluded
         updatable = [c for c in rows[0] if c not in ("source", "external_id", "first_seen_at")]
         statement = insert.on_conflict_do_update(
@@ -173,7 +181,7 @@ class Ledger:
     def _write_payloads(
         self, session: Session, changed: list[tuple[int, Task, _Known | None]], now: datetime
     ) -> None:
-        statement = self._insert(RawPayload.__table__)
+        statement = self._insert(RAW_PAYLOADS)
         statement = statement.on_conflict_do_update(
             index_elements=[RawPayload.task_id],
             set_={
@@ -208,7 +216,7 @@ class Ledger:
                 }
             )
         if rows:
-            session.connection().execute(self._insert(StatusHistory.__table__), rows)
+            session.connection().execute(self._insert(HISTORY), rows)
 
     def _write_links(
         self, session: Session, changed: list[tuple[int, Task, _Known | None]]
@@ -223,7 +231,7 @@ class Ledger:
         ]
         if rows:
             session.connection().execute(
-                self._insert(TaskLink.__table__).on_conflict_do_nothing(), rows
+                self._insert(LINKS).on_conflict_do_nothing(), rows
             )
 
     def _save_cursor(
@@ -242,6 +250,43 @@ class Ledger:
     def save_cursor(self, source: str, stream: str, value: dict[str, Any], now: datetime) -> None:
         with self.sessions.begin() as session:
             self._save_cursor(session, source, stream, value, now)
+
+    def mark_gone(
+        self,
+        source: str,
+        present: set[str],
+        *,
+        now: datetime,
+        scope_prefix: str | None = None,
+        max_share: float = 0.5,
+        min_refused: int = 10,
+    ) -> list[int]:
+        """Mark tasks missing from a complete listing as gone (never delete them).
+
+        A listing that would make more than `max_share` of the source's live tasks
+        (and at least `min_refused` of them) disappear at once is refused as
+        suspicious: a broken filter or a half-empty API answer must not close work.
+        """
+        query = select(TaskRow.id, TaskRow.external_id).where(
+            TaskRow.source == source, TaskRow.gone_at.is_(None)
+        )
+        if scope_prefix is not None:
+            query = query.where(TaskRow.key.startswith(scope_prefix, autoescape=True))
+        with self.sessions.begin() as session:
+            live = session.execute(query).all()
+            missing = [row.id for row in live if row.external_id not in present]
+            if len(missing) >= min_refused and len(missing) > max_share * len(live):
+                raise SuspiciousDisappearance(
+                    f"a complete listing of {source} lacks {len(missing)} of its "
+                    f"{len(live)} tasks; refusing to mark them gone"
+                )
+            for chunk in range(0, len(missing), BATCH_SIZE):
+                session.execute(
+                    update(TaskRow)
+                    .where(TaskRow.id.in_(missing[chunk : chunk + BATCH_SIZE]))
+                    .values(gone_at=now, changed_at=now)
+                )
+        return missing
 
     def resolve_links(self) -> int:
         """Point link rows at the tasks their keys name, once those tasks are known."""

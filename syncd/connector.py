@@ -1,0 +1,76 @@
+"""The connector contract: how a source becomes pages of normalized tasks.
+
+A connector reads its cursors, fetches from its source and yields `Page`s: the
+tasks of one page, the items it had to quarantine, and the cursor that follows
+that page. The driver (`syncd.sync`) commits each page and its cursor in one
+transaction, so a crash at any point resumes from the last committed page. A
+connector that has just finished a complete listing yields a `Listing` of every
+id the source still has; only then may the driver mark the others gone.
+
+Third-party connectors implement this protocol and register the class in the
+`syncd.connectors` entry point group (see README, "Adding a connector").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from structlog.stdlib import BoundLogger
+
+from syncd.clock import Clock
+from syncd.config import PolicySettings, SourceSettings
+from syncd.model import QuarantinedItem, Task
+from syncd.people import PeopleDirectory
+
+
+@dataclass
+class Page:
+    """One page of a stream, committed atomically with the cursor after it."""
+
+    stream: str
+    tasks: list[Task] = field(default_factory=list)
+    quarantined: list[QuarantinedItem] = field(default_factory=list)
+    cursor: dict[str, Any] | None = None
+    # Items the source returned, including those skipped (pull requests, duplicates).
+    fetched: int = 0
+
+
+@dataclass
+class Listing:
+    """Every external id the source still has within `scope` (None: the whole source)."""
+
+    external_ids: set[str]
+    scope: str | None = None
+
+
+@dataclass
+class ConnectorContext:
+    """What a connector may use from syncd: nothing about the stages after it."""
+
+    source: str
+    people: PeopleDirectory
+    policy: PolicySettings
+    clock: Clock
+    log: BoundLogger
+    # The committed cursor of a stream, or None before the first sync.
+    read_cursor: Callable[[str], dict[str, Any] | None]
+
+
+class Connector(Protocol):
+    kind: ClassVar[str]
+    settings_model: ClassVar[type[SourceSettings]]
+
+    def pull(self) -> Iterator[Page | Listing]:
+        """Fetch what changed since the committed cursors, page by page."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ConnectorFactory(Protocol):
+    kind: ClassVar[str]
+    settings_model: ClassVar[type[SourceSettings]]
+
+    def __call__(self, settings: Any, context: ConnectorContext) -> Connector: ...
