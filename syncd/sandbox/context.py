@@ -24,6 +24,7 @@ class Context:
     log: RequestLog = field(default_factory=RequestLog)
     writes: Writes = field(default_factory=Writes)
     base_urls: dict[str, str] = field(default_factory=dict)  # filled once the ports are bound
+    sims: dict[str, Any] = field(default_factory=dict)  # service -> simulator object
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None,

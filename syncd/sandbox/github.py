@@ -742,6 +742,7 @@ async def get_milestone(sim: GitHubSim, request: Request) -> Reply:
 
 def create_app(ctx: Context) -> ASGIApp:
     sim = GitHubSim(ctx)
+    ctx.sims["github"] = sim
     issue = "/repos/{owner}/{repo}/issues/{number:int}"
     table: list[tuple[str, Handler, list[str]]] = [
         ("/user", get_user, ["GET"]),

@@ -60,6 +60,11 @@ class Sandbox:
     def request_log(self) -> RequestLog:
         return self.ctx.log
 
+    def set_github_remaining(self, remaining: int, token: str | None = None) -> None:
+        """Set the GitHub core quota left for a token (default: the world's first token)."""
+        sim: github.GitHubSim = self.ctx.sims["github"]
+        sim.rate.set_remaining(token or self.world.tokens["github"][0], remaining)
+
     def apps(self) -> dict[str, ASGIApp]:
         return {"github": github.create_app(self.ctx), "jira": jira.create_app(self.ctx),
                 "slack": slack.create_app(self.ctx)}
