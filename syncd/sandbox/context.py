@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,9 +40,9 @@ async def read_body(request: Request) -> dict[str, Any]:
     if not raw:
         return {}
     content_type = request.headers.get("content-type", "")
-    if "application/x-www-form-urlencoded" in content_type or "multipart/form-data" in content_type:
-        form = await request.form()
-        return {k: v for k, v in form.items()}
+    if "application/x-www-form-urlencoded" in content_type:
+        # The standard library parser: Slack clients send forms, no extra dependency needed.
+        return dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True))
     try:
         data = json.loads(raw)
     except ValueError:
