@@ -2,7 +2,7 @@
 
 Supported: ``project = X``, ``project in (A, B)``, ``updated|created >=|>|<=|< "yyyy-MM-dd[ HH:mm]"``
 (minute precision, or a relative ``"-5d"``), ``key = K``, ``key in (...)``, joined by ``AND``,
-then ``ORDER BY updated|created|key|id [ASC|DESC], ...``. Anything else is a ``JqlError``.
+grouped by parentheses, then ``ORDER BY updated|created|key|id [ASC|DESC], ...``. Anything else is a ``JqlError``.
 """
 
 from __future__ import annotations
@@ -63,19 +63,35 @@ def tokenize(text: str) -> list[str]:
 
 def parse(text: str, world: World) -> Query:
     tokens = tokenize(text)
-    query = Query()
-    pos = 0
-    while pos < len(tokens) and tokens[pos].upper() != "ORDER":
-        if query.filters:
+    filters, pos = _conjunction(tokens, 0, world)
+    query = Query(filters=filters)
+    if pos < len(tokens) and tokens[pos] == ")":
+        raise JqlError("Error in the JQL Query: unbalanced ')'.")
+    if pos < len(tokens):
+        query.order = _order_by(tokens, pos)
+    return query
+
+
+def _conjunction(tokens: list[str], pos: int,
+                 world: World) -> tuple[list[Callable[[JiraIssue], bool]], int]:
+    """Clauses joined by AND, up to ORDER BY, a closing ')' or the end; '(...)' nests."""
+    filters: list[Callable[[JiraIssue], bool]] = []
+    while pos < len(tokens) and tokens[pos].upper() != "ORDER" and tokens[pos] != ")":
+        if filters:
             if tokens[pos].upper() != "AND":
                 raise JqlError(f"Error in the JQL Query: expecting 'AND' or 'ORDER BY' but got "
                                f"'{tokens[pos]}'. Only AND is supported by this sandbox.")
             pos += 1
+        if pos < len(tokens) and tokens[pos] == "(":
+            inner, pos = _conjunction(tokens, pos + 1, world)
+            if pos >= len(tokens) or tokens[pos] != ")":
+                raise JqlError("Error in the JQL Query: expecting ')' before the end of the query.")
+            pos += 1
+            filters.append(lambda i, inner=inner: all(f(i) for f in inner))  # type: ignore[misc]
+            continue
         check, pos = _clause(tokens, pos, world)
-        query.filters.append(check)
-    if pos < len(tokens):
-        query.order = _order_by(tokens, pos)
-    return query
+        filters.append(check)
+    return filters, pos
 
 
 def _unquote(token: str) -> str:
