@@ -529,7 +529,6 @@ def _bare_handle(token: str) -> str:
 def _judge(text: str, token: str, start: int, end: int, team: str | None) -> _Candidate:
     before = _clause_before(text, start)
     after = text[end : end + 80]
-    quoted = f"'{(before[-20:].lstrip() + token + after[:20]).strip()}'"
 
     def verdict(rank: int, why: str) -> _Candidate:
         return _Candidate(token=token, team=team, rank=rank, position=start, reason=why)
@@ -537,14 +536,25 @@ def _judge(text: str, token: str, start: int, end: int, team: str | None) -> _Ca
     if _NOT_ASKED_BEFORE.search(before) or _NOT_ASKED_AFTER.match(after):
         return verdict(0, "only mentioned")
     if _ASSIGNED_BEFORE.search(before):
-        return verdict(_DIRECT, f"assigned: {quoted}")
-    if _ASKED_AFTER.match(after) or _is_asked_to_act(before, after):
-        return verdict(_DIRECT, f"asked directly: {quoted}")
+        return verdict(_DIRECT, f"assigned: {_quote(before, token, '')}")
+    if _is_asked_to_act(before, after):
+        return verdict(_DIRECT, f"asked directly: {_quote(before, token, after)}")
+    if _ASKED_AFTER.match(after):
+        return verdict(_DIRECT, f"asked directly: {_quote('', token, after)}")
     if _TAKES_IT_AFTER.match(after):
-        return verdict(_DIRECT, f"takes it on: {quoted}")
+        return verdict(_DIRECT, f"takes it on: {_quote('', token, after)}")
     if _GREETING.match(before):
-        return verdict(_VOCATIVE, f"addressed first in the sentence: {quoted}")
+        return verdict(_VOCATIVE, f"addressed first in the sentence: {_quote('', token, after)}")
     return verdict(0, "only mentioned")
+
+
+def _quote(before: str, token: str, after: str) -> str:
+    """The mention with the few words around it that decided the verdict, as written."""
+    lead = " ".join(before.split()[-2:])
+    clause_rest = _CLAUSE_BREAK.split(after, maxsplit=1)[0]
+    tail = re.match(r"[:,]?(?:\s*[^\s,:]+){0,2}", clause_rest)
+    phrase = f"{lead} {token}" if lead else token
+    return f"'{phrase}{tail.group() if tail else ''}'"
 
 
 def _is_asked_to_act(before: str, after: str) -> bool:
@@ -623,7 +633,7 @@ def strip_quoted_reply(text: str) -> str:
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     lines = _cut_at_quoted_original(lines)
-    lines = [line for line in lines if not _QUOTED.match(line)]
+    lines = _drop_quoted_lines(lines)
     lines = _cut_signature(lines)
     while lines and (not lines[-1].strip() or _SEPARATOR.match(lines[-1])):
         lines.pop()
@@ -645,6 +655,26 @@ def _cut_at_quoted_original(lines: list[str]) -> list[str]:
             continue
         kept.append(line)
         index += 1
+    return kept
+
+
+def _drop_quoted_lines(lines: list[str]) -> list[str]:
+    """Remove "> " lines; the reply around a removed quote keeps one blank line between."""
+    kept: list[str] = []
+    in_quote = False
+    for line in lines:
+        if _QUOTED.match(line):
+            in_quote = True
+            continue
+        if in_quote and not line.strip():
+            continue  # blank lines padding the quote
+        if in_quote:
+            while kept and not kept[-1].strip():
+                kept.pop()
+            if kept:
+                kept.append("")
+            in_quote = False
+        kept.append(line)
     return kept
 
 
