@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
+from syncd.connectors.jira.connector import JiraConnector
 from syncd.connectors.jira.settings import JiraSettings
-
-
-class JiraConnector:
-    kind = "jira"
-    settings_model = JiraSettings
-
 
 __all__ = ["JiraConnector", "JiraSettings"]
