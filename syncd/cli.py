@@ -312,3 +312,31 @@ def tasks(
             row["title"],
         )
     console.print(table)
+
+
+# --- sandbox -------------------------------------------------------------------------
+
+
+@app.command()
+def sandbox(
+    world: Annotated[
+        Path | None,
+        typer.Option(
+            "--world", help="A world file (JSON) to serve; default: a small built-in world."
+        ),
+    ] = None,
+) -> None:
+    """Serve the GitHub, Jira and Slack simulators on loopback until interrupted.
+
+    When ready, prints one JSON line with the base URLs, e.g.
+    {"github": "http://127.0.0.1:PORT", "jira": "http://127.0.0.1:PORT",
+    "slack": "http://127.0.0.1:PORT/api/"}. Point a config's base_url / url at them.
+    """
+    from syncd.sandbox import WorldError, serve
+
+    if world is not None and not world.exists():
+        fail_usage(f"{world}: world file not found")
+    try:
+        serve(world)
+    except WorldError as exc:
+        fail_usage(f"{world}: {exc}")

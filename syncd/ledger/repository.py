@@ -18,6 +18,7 @@ from sqlalchemy import Engine, Select, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from syncd.errors import SuspiciousDisappearance
 from syncd.ledger.db import create_ledger_engine, ensure_current
 from syncd.ledger.models import (
     Base,
@@ -28,7 +29,6 @@ from syncd.ledger.models import (
     TaskLink,
     TaskRow,
 )
-from syncd.errors import SuspiciousDisappearance
 from syncd.model import QuarantinedItem, Task
 
 BATCH_SIZE = 500
@@ -74,6 +74,8 @@ class _Known:
     status: str
     status_raw: str | None
     gone: bool
+    last_activity_at: datetime | None
+    participants: list[str]
 
 
 class Ledger:
@@ -127,8 +129,10 @@ class Ledger:
         result = IngestResult()
         rows: list[dict[str, Any]] = []
         for task in batch:
-            digest = task.content_hash()
             previous = known.get(task.external_id)
+            if previous is not None:
+                _keep_activity(task, previous)
+            digest = task.content_hash()
             if previous is not None and previous.content_hash == digest and not previous.gone:
                 result.unchanged += 1
                 continue
@@ -156,10 +160,18 @@ class Ledger:
             TaskRow.status,
             TaskRow.status_raw,
             TaskRow.gone_at,
+            TaskRow.last_activity_at,
+            TaskRow.participants,
         ).where(TaskRow.source == source, TaskRow.external_id.in_(external_ids))
         return {
             row.external_id: _Known(
-                row.id, row.content_hash, row.status, row.status_raw, row.gone_at is not None
+                row.id,
+                row.content_hash,
+                row.status,
+                row.status_raw,
+                row.gone_at is not None,
+                row.last_activity_at,
+                list(row.participants or []),
             )
             for row in session.execute(query)
         }
@@ -230,9 +242,7 @@ class Ledger:
             for kind, target in _edges(task)
         ]
         if rows:
-            session.connection().execute(
-                self._insert(LINKS).on_conflict_do_nothing(), rows
-            )
+            session.connection().execute(self._insert(LINKS).on_conflict_do_nothing(), rows)
 
     def _save_cursor(
         self, session: Session, source: str, stream: str, value: dict[str, Any], now: datetime
@@ -348,6 +358,18 @@ class Ledger:
             query = query.where(QuarantineRow.source == source)
         with self.sessions() as session:
             return list(session.scalars(query))
+
+
+def _keep_activity(task: Task, previous: _Known) -> None:
+    """Activity only moves forward: an incremental read sees recent comments and events
+    only, so what earlier reads saw is kept rather than forgotten."""
+    if previous.last_activity_at is not None and (
+        task.last_activity_at is None or task.last_activity_at < previous.last_activity_at
+    ):
+        task.last_activity_at = previous.last_activity_at
+    missing = [p for p in previous.participants if p not in task.participants]
+    if missing:
+        task.participants = [*missing, *task.participants]
 
 
 def _row(task: Task, digest: str, now: datetime) -> dict[str, Any]:
