@@ -77,17 +77,19 @@ _COUNT = r"(?P<count>\d+|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=Tru
 # Words that turn a date into a deadline. Self-cued phrases ("EOD", "end of
 # month") are matched by a lookahead so the phrase parser still sees them.
 _CUE = re.compile(
-    r"\b(?:by|before|due(?:\s+(?:date|on|by))?|deadline(?:\s+is)?|until|till|"
-    r"no\s+later\s+than|not\s+later\s+than|latest\s+by|within|"
+    r"\b(?:by|before|due(?!\s+to\b)(?:\s+(?:date|on|by))?|deadline(?:\s+is)?|until|till|"
+    r"no\s+later\s+than|not\s+later\s+than|latest\s+by|"
     r"need(?:ed|s)?\s+(?:it|this|that|these|them|the\s+\w+)(?:\s+(?:done|fixed|ready|back|finished|shipped|sorted))?)\b"
-    r"|(?=\b(?:eod|eow|eom|eoq|eoy|cob|close\s+of\s+business|end\s+of)\b)"
+    r"|(?=\b(?:within|eod|eow|eom|eoq|eoy|cob|close\s+of\s+business|end\s+of)\b)"
 )
 _FILLER = re.compile(r"[\s:,-]*(?:(?:on|the|at|is|latest|at\s+the\s+latest)\s+)*")
-# A clause that tells what happened, or that someone is away, states no deadline.
-_PAST_OR_ABSENT = re.compile(
-    r"\b(?:was|were|had|did|met|missed|finished|completed|shipped|deployed|delivered|"
-    r"fixed|merged|released|sent|out|off|away|ooo|vacation|leave|closed)\b"
+# A clause that tells what happened states no deadline ("we shipped it before Friday").
+_PAST = re.compile(
+    r"\b(?:was|were|had|did|met|missed|already)\b"
+    r"|\b(?:i|we|they|he|she)\s+(?:\w+ed|sent|made|got|built|wrote|left)\b"
 )
+# "until" after an absence is a return date, not a deadline ("I'm out until Friday").
+_ABSENT = re.compile(r"\b(?:out|off|away|ooo|vacation|leave|holiday|pto)\b")
 _REQUEST = re.compile(
     r"\b(?:can|could|would|will)\s+(?:you|u|someone|somebody|anyone)\b|\bplease\b|\bpls\b|"
     r"\bplz\b|\bneed\s+(?:you|someone)\b|\?"
@@ -131,9 +133,7 @@ def _normalize(text: str) -> str:
 
 def _due_after_cue(text: str, now: _Now) -> date | None:
     for cue in _CUE.finditer(text):
-        if _clause_before(text, cue.start()) and _PAST_OR_ABSENT.search(
-            _clause_before(text, cue.start())
-        ):
+        if _is_not_a_deadline(_clause_before(text, cue.start()), cue.group()):
             continue
         found = _parse_phrase(text, cue.end(), now)
         if found is not None:
@@ -141,10 +141,15 @@ def _due_after_cue(text: str, now: _Now) -> date | None:
     return None
 
 
+def _is_not_a_deadline(clause: str, cue: str) -> bool:
+    absent = cue in ("until", "till") and _ABSENT.search(clause) is not None
+    return absent or _PAST.search(clause) is not None
+
+
 def _due_in_request(text: str, now: _Now) -> date | None:
     """'can you look at it tomorrow?': a relative day inside a request is a deadline."""
     for clause in _sentences(text):
-        if not _REQUEST.search(clause) or _PAST_OR_ABSENT.search(clause):
+        if not _REQUEST.search(clause) or _PAST.search(clause):
             continue
         word = _BARE_RELATIVE.search(clause)
         if word is not None:
@@ -303,11 +308,12 @@ _PHRASES: list[tuple[re.Pattern[str], _Handler]] = [
     (re.compile(r"(?:eoy|year[\s-]end|(?:the\s+)?end\s+of\s+(?:the\s+|this\s+)?year)\b"), _on_end_of_year),
     (re.compile(r"(?:(?P<qualifier>this|next|coming|this\s+coming)\s+)?" + _WEEKDAY), _on_weekday),
     (re.compile(r"(?P<y>\d{4})[-/.](?P<m>\d{1,2})[-/.](?P<d>\d{1,2})(?!\d)"), _on_iso_date),
-    (re.compile(r"(?P<a>\d{1,2})[/.](?P<b>\d{1,2})(?:[/.](?P<c>\d{4}|\d{2}))?(?![\d/.]?\d)"), _on_numeric_date),
+    (re.compile(r"(?P<a>\d{1,2})/(?P<b>\d{1,2})(?:/(?P<c>\d{4}|\d{2}))?(?![\d/]?\d)"), _on_numeric_date),
+    (re.compile(r"(?P<a>\d{1,2})\.(?P<b>\d{1,2})\.(?P<c>\d{4}|\d{2})(?!\.?\d)"), _on_numeric_date),
     (re.compile(r"(?P<day>\d{1,2})" + _ORDINAL + r"(?:\s+of)?\s+" + _MONTH + _YEAR), _on_month_name_date),
     (re.compile(_MONTH + r"\s+(?:the\s+)?(?P<day>\d{1,2})" + _ORDINAL + r"\b" + _YEAR), _on_month_name_date),
     (re.compile(r"(?P<day>\d{1,2})(?:st|nd|rd|th)\b"), _on_day_of_month),
-    (re.compile(r"(?:in\s+)?(?:the\s+next\s+)?" + _COUNT + r"\s+(?P<business>business\s+|working\s+)?(?P<unit>days?|weeks?|hours?|hrs?)\b"), _on_duration),
+    (re.compile(r"(?:with)?in\s+(?:the\s+next\s+)?" + _COUNT + r"\s+(?P<business>business\s+|working\s+)?(?P<unit>days?|weeks?|hours?|hrs?)\b"), _on_duration),
     (re.compile(r"(?:(?P<noon>noon|midday)|(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*(?P<ampm>am|pm))\b"), _on_time_of_day),
     (re.compile(r"(?P<hour>\d{1,2}):(?P<minute>\d{2})\b"), _on_time_of_day),
 ]  # fmt: skip
@@ -315,14 +321,17 @@ _PHRASES: list[tuple[re.Pattern[str], _Handler]] = [
 
 def _parse_with_dateparser(fragment: str, now: _Now) -> date | None:
     """Formats our grammar does not know ("10-Mar-2026"); only fragments that look like dates."""
-    if not re.match(r"\S*(?:\d|" + _MONTH + ")", fragment):
-        return None
     words = fragment.split()[:5]
+    if not words or not _DATE_SHAPED.search(" ".join(words[:2])):
+        return None  # "by 2 days", "by 3.5 seconds": amounts, not dates
     for length in range(len(words), 0, -1):
         found = _dateparser_date(" ".join(words[:length]).strip(",.;:!?"), now.today, now.date_order)
         if found is not None:
             return found
     return None
+
+
+_DATE_SHAPED = re.compile(r"\b" + _MONTH + r"|\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -372,11 +381,12 @@ def _add_business_days(start: date, count: int) -> date:
 
 # --------------------------------------------------------------------------- priority
 
-_NEGATION = r"(?:not|isn't|is\s+not|nothing|no|non-|not\s+an?|not\s+that|not\s+super|not\s+very)\s*"
+# "not urgent", "not really that urgent", "non-critical"
+_NEGATION = r"(?:(?:not|isn't|nothing|no|never)\s+(?:\w+\s+){0,2}?|non-)"
 _HIGH = (
     r"urgent(?:ly)?|urgency|asap|a\.s\.a\.p\.?|as\s+soon\s+as\s+possible|p0|p1|sev[\s-]?[01]|"
-    r"critical|blocker|blocking|outage|emergency|(?:highest|high|top)\s+priority|"
-    r"(?:prod|production|the\s+site|site|the\s+app)\s+is\s+down|down\s+in\s+prod(?:uction)?|"
+    r"critical|blocker|(?<!non-)blocking|outage|emergency|(?:highest|high|top)\s+priority|"
+    r"(?:prod|production|the\s+site|site|the\s+app)\s+(?:is\s+)?down|down\s+in\s+prod(?:uction)?|"
     r"immediately|right\s+away"
 )
 _MEDIUM = r"p2|sev[\s-]?2|(?:medium|normal)\s+priority|soon"
@@ -435,7 +445,7 @@ _GROUP_TOKEN = re.compile(
 _GREETING = re.compile(r"^\W*(?:(?:hey|hi|hello|yo|ok|okay|so|and|also|then)\b\W*)*$", re.IGNORECASE)
 _NOT_ASKED_BEFORE = re.compile(
     r"(?:\bthanks|\bthank\s+you|\bthx|\bty|\bcc:?|/cc|\bfyi:?|\bas|\bper|\bh/t|\bkudos\s+to|"
-    r"\bcredit\s+to|\bshout-?out\s+to|\bfrom|\blike|\bwith|\bby)\s*,?\s*$",
+    r"\bcredit\s+to|\bshout-?out\s+to|\bfrom|\blike|\bwith)\s*,?\s*$",
     re.IGNORECASE,
 )
 _NOT_ASKED_AFTER = re.compile(
@@ -516,9 +526,16 @@ def _candidates(
         if not token or _GROUP_TOKEN.fullmatch(token):
             continue  # group tokens were judged above, from the text itself
         team = token if _bare_handle(token) in aliases else None
-        for match in re.finditer(re.escape(token), text, re.IGNORECASE):
+        for match in re.finditer(_whole_token(token), text, re.IGNORECASE):
             found.append(_judge(text, token, match.start(), match.end(), team))
     return found
+
+
+def _whole_token(token: str) -> str:
+    """A pattern for the token that does not match inside a longer word ("Al" in "Alice")."""
+    lead = r"(?<!\w)" if token[0].isalnum() else ""
+    trail = r"(?!\w)" if token[-1].isalnum() else ""
+    return lead + re.escape(token) + trail
 
 
 def _bare_handle(token: str) -> str:
@@ -613,6 +630,7 @@ _HEADER_FROM = re.compile(r"^\s*\*?From:\*?\s")
 _HEADER_SENT = re.compile(r"^\s*\*?(?:Sent|Date):\*?\s")
 _QUOTED = re.compile(r"^\s*>")
 _SIG_DASHES = re.compile(r"^--\s*$")
+_UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")  # Outlook and mailing-list footers
 _SEPARATOR = re.compile(r"^\s*(?:_{10,}|-{10,})\s*$")
 _SENT_FROM_DEVICE = re.compile(r"^Sent from my [\w-]+(?: [\w-]+){0,4}\s*$")
 _DASH_NAME = re.compile(r"^--?[A-Z][\w.'-]*(?: [A-Z][\w.'-]*){0,3}\s*$")
@@ -705,12 +723,28 @@ def _next_text_is_quoted(lines: list[str], start: int) -> bool:
 
 def _cut_signature(lines: list[str]) -> list[str]:
     for index, line in enumerate(lines):
-        if _SIG_DASHES.match(line) or (_SEPARATOR.match(line) and _has_text(lines[:index])):
+        if _SIG_DASHES.match(line) or (_UNDERSCORES.match(line) and _has_text(lines[:index])):
             return lines[:index]
-        is_sign_off = _SENT_FROM_DEVICE.match(line) or _DASH_NAME.match(line) or _VALEDICTION.match(line)
-        if is_sign_off and _has_text(lines[:index]) and _is_trailing_block(lines[index + 1 :]):
+        if _is_sign_off(lines, index) and _has_text(lines[:index]):
             return lines[:index]
     return lines
+
+
+def _is_sign_off(lines: list[str], index: int) -> bool:
+    """'Sent from my iPhone', '-Abhishek', or 'Best regards,' above a name, near the end."""
+    line, rest = lines[index], lines[index + 1 :]
+    if _SENT_FROM_DEVICE.match(line) or _DASH_NAME.match(line):
+        return _is_trailing_block(rest)
+    if _VALEDICTION.match(line):
+        following = next((text for text in rest if text.strip()), "")
+        return _is_trailing_block(rest) and _looks_like_name(following)
+    return False
+
+
+def _looks_like_name(line: str) -> bool:
+    """A signature line ("Alice Chen", "ACME Ops"), not a sentence; empty counts too."""
+    words = line.split()
+    return len(words) <= 4 and not re.search(r"[?!.:]\s*$", line)
 
 
 def _has_text(lines: Sequence[str]) -> bool:
@@ -721,7 +755,7 @@ def _is_trailing_block(lines: Sequence[str]) -> bool:
     """A sign-off is a signature only near the end: a few short lines, a footer at most."""
     rest: list[str] = []
     for line in lines:
-        if _SEPARATOR.match(line) or _SIG_DASHES.match(line):
+        if _UNDERSCORES.match(line) or _SIG_DASHES.match(line):
             break
         if line.strip():
             rest.append(line)

@@ -96,6 +96,10 @@ DUE_CASES = [
     DueCase("by noon", date(2026, 3, 4)),
     DueCase("by 17:00", date(2026, 3, 4)),
     DueCase("by 5pm Friday", date(2026, 3, 6)),
+    DueCase("need it in 2 days", date(2026, 3, 6)),
+    DueCase("Can you get it fixed by Monday?", date(2026, 3, 9)),
+    DueCase("Deadline: 3/15", date(2026, 3, 15)),
+    DueCase("by 31.12.2026", date(2026, 12, 31), date_order="DMY"),
     # not deadlines
     DueCase("ASAP please", None),
     DueCase("I met Friday's deadline", None),
@@ -108,6 +112,11 @@ DUE_CASES = [
     DueCase("Friday works for the retro", None),
     DueCase("Please review when you can", None),
     DueCase("Written by Alice", None),
+    DueCase("improve latency by 3.5 seconds", None),
+    DueCase("the release was pushed back by 2 days", None),
+    DueCase("due to the outage on Friday", None),
+    DueCase("I'm off until Monday", None),
+    DueCase("We were asked to finish by Friday", None),
     # time zones: the message day is the day in the configured zone
     DueCase("by tomorrow", date(2026, 3, 6), "Asia/Tokyo", sent_at=WEDNESDAY_LATE_UTC),
     DueCase("by tomorrow", date(2026, 3, 5), "UTC", sent_at=WEDNESDAY_LATE_UTC),
@@ -155,6 +164,10 @@ PRIORITY_CASES = [
     ("this isn't critical", (Priority.LOW, "isn't critical")),
     ("not a blocker", (Priority.LOW, "not a blocker")),
     ("not urgent, but P2", (Priority.MEDIUM, "P2")),
+    ("not really urgent", (Priority.LOW, "not really urgent")),
+    ("non-critical cleanup", (Priority.LOW, "non-critical")),
+    ("non-blocking IO is fine", (None, None)),
+    ("prod down again", (Priority.HIGH, "prod down")),
     ("can you update the docs", (None, None)),
     ("see step P10 of the runbook", (None, None)),
     ("this week", (None, None)),
@@ -189,6 +202,7 @@ DOER_CASES = [
     DoerCase("<@U7> the staging DB is full", ["<@U7>"], "<@U7>"),
     DoerCase("FYI <@U4> the deploy is done", ["<@U4>"], None),
     DoerCase("cc <@U3>", ["<@U3>"], None),
+    DoerCase("Al, can you ping Alice?", ["Alice", "Al"], "Al"),
     DoerCase("Hi Alice, could you send the invoice? Bob is cc'd.", ["Alice", "Bob"], "Alice"),
     DoerCase(
         "<@U1> can you fix the login? <@U2> can you update the docs?",
@@ -323,8 +337,16 @@ def test_strip_quoted_reply_keeps_a_reply_written_below_the_quote() -> None:
         ),
         ("Please deploy today.\n\nBest regards,\nAlice Chen\nACME Ops", "Please deploy today."),
         ("Thanks!", "Thanks!"),
+        ("Hi Bob,\nThanks\nCan you fix X by Friday?", "Hi Bob,\nThanks\nCan you fix X by Friday?"),
+        ("Done.\n\nSent from my iPhone\n\n> On Monday you wrote", "Done."),
     ],
-    ids=["outlook original message", "best regards block", "a thank-you alone stays"],
+    ids=[
+        "outlook original message",
+        "best regards block",
+        "a thank-you alone stays",
+        "a thank-you above a request stays",
+        "device signature",
+    ],
 )
 def test_strip_quoted_reply_on_written_cases(body: str, expected: str) -> None:
     assert strip_quoted_reply(body) == expected
