@@ -168,7 +168,8 @@ def _sentences(text: str) -> list[str]:
 
 def _parse_phrase(text: str, pos: int, now: _Now) -> date | None:
     """Read one date phrase starting at `pos` (after a cue), with our grammar first."""
-    pos = _FILLER.match(text, pos).end()  # type: ignore[union-attr]  # matches empty
+    filler = _FILLER.match(text, pos)  # always matches, possibly empty
+    pos = filler.end() if filler else pos
     for pattern, handler in _PHRASES:
         match = pattern.match(text, pos)
         if match is not None:
@@ -325,7 +326,9 @@ def _parse_with_dateparser(fragment: str, now: _Now) -> date | None:
     if not words or not _DATE_SHAPED.search(" ".join(words[:2])):
         return None  # "by 2 days", "by 3.5 seconds": amounts, not dates
     for length in range(len(words), 0, -1):
-        found = _dateparser_date(" ".join(words[:length]).strip(",.;:!?"), now.today, now.date_order)
+        found = _dateparser_date(
+            " ".join(words[:length]).strip(",.;:!?"), now.today, now.date_order
+        )
         if found is not None:
             return found
     return None
@@ -442,7 +445,9 @@ _GROUP_TOKEN = re.compile(
     r"<!subteam\^(?P<id>[A-Z0-9]+)(?:\|@?(?P<handle>[^>]+))?>|<!(?P<special>here|channel|everyone)(?:\|[^>]*)?>"
     r"|(?<![\w@])@(?P<plain>here|channel|everyone|team)\b"
 )
-_GREETING = re.compile(r"^\W*(?:(?:hey|hi|hello|yo|ok|okay|so|and|also|then)\b\W*)*$", re.IGNORECASE)
+_GREETING = re.compile(
+    r"^\W*(?:(?:hey|hi|hello|yo|ok|okay|so|and|also|then)\b\W*)*$", re.IGNORECASE
+)
 _NOT_ASKED_BEFORE = re.compile(
     r"(?:\bthanks|\bthank\s+you|\bthx|\bty|\bcc:?|/cc|\bfyi:?|\bas|\bper|\bh/t|\bkudos\s+to|"
     r"\bcredit\s+to|\bshout-?out\s+to|\bfrom|\blike|\bwith)\s*,?\s*$",
@@ -509,9 +514,13 @@ def extract_doer(
     people = sorted((c for c in best_ranked if c.team is None), key=lambda c: c.position)
     if people:
         others = tuple(dict.fromkeys(c.token for c in people if c.token != people[0].token))
-        return DoerResult(owner=people[0].token, team=None, reason=people[0].reason, also_asked=others)
+        return DoerResult(
+            owner=people[0].token, team=None, reason=people[0].reason, also_asked=others
+        )
     group = min(best_ranked, key=lambda c: c.position)
-    return DoerResult(owner=None, team=group.team, reason=group.reason + " (a group, not one owner)")
+    return DoerResult(
+        owner=None, team=group.team, reason=group.reason + " (a group, not one owner)"
+    )
 
 
 def _candidates(
@@ -607,7 +616,9 @@ def find_references(text: str, *, known_projects: Collection[str] | None = None)
         if not _inside(match.start(), url_spans):
             found.append((match.start(), f"{match['owner']}/{match['repo']}#{match['number']}"))
     for match in _JIRA_KEY.finditer(text):
-        if _is_jira_project(match["project"], known_projects) and not _inside(match.start(), url_spans):
+        if _is_jira_project(match["project"], known_projects) and not _inside(
+            match.start(), url_spans
+        ):
             found.append((match.start(), match.group()))
     return list(dict.fromkeys(ref for _, ref in sorted(found)))
 
@@ -625,7 +636,9 @@ def _inside(position: int, spans: Sequence[tuple[int, int]]) -> bool:
 # --------------------------------------------------------------------------- quoted replies
 
 _ON_WROTE = re.compile(r"^\s*On\b.{0,300}\bwrote:\s*$", re.IGNORECASE)
-_ORIGINAL_MESSAGE = re.compile(r"^\s*-{2,}\s*(?:Original|Forwarded)\s+Message\s*-{2,}\s*$", re.IGNORECASE)
+_ORIGINAL_MESSAGE = re.compile(
+    r"^\s*-{2,}\s*(?:Original|Forwarded)\s+Message\s*-{2,}\s*$", re.IGNORECASE
+)
 _HEADER_FROM = re.compile(r"^\s*\*?From:\*?\s")
 _HEADER_SENT = re.compile(r"^\s*\*?(?:Sent|Date):\*?\s")
 _QUOTED = re.compile(r"^\s*>")

@@ -242,9 +242,7 @@ def test_extract_doer(case: DoerCase) -> None:
 
 def test_extract_doer_gives_its_reason_in_plain_words() -> None:
     result = extract_doer("<@U1> can you review? thanks <@U2>", ["<@U1>", "<@U2>"])
-    assert result == DoerResult(
-        owner="<@U1>", team=None, reason="asked directly: '<@U1> can you'"
-    )
+    assert result == DoerResult(owner="<@U1>", team=None, reason="asked directly: '<@U1> can you'")
 
 
 REFERENCE_CASES = [
