@@ -92,7 +92,7 @@ _PAST = re.compile(
 _ABSENT = re.compile(r"\b(?:out|off|away|ooo|vacation|leave|holiday|pto)\b")
 _REQUEST = re.compile(
     r"\b(?:can|could|would|will)\s+(?:you|u|someone|somebody|anyone)\b|\bplease\b|\bpls\b|"
-    r"\bplz\b|\bneed\s+(?:you|someone)\b|\?"
+    r"\bplz\b|\bneed\s+(?:you|someone)\b"
 )
 _BARE_RELATIVE = re.compile(r"\b(?:today|tonight|tomorrow|tmrw|tmr|this\s+week|next\s+week)\b")
 _CLAUSE_BREAK = re.compile(r"[.!?;\n]")

@@ -112,6 +112,7 @@ DUE_CASES = [
     DueCase("Friday works for the retro", None),
     DueCase("Please review when you can", None),
     DueCase("Written by Alice", None),
+    DueCase("Is the call tomorrow?", None),
     DueCase("improve latency by 3.5 seconds", None),
     DueCase("the release was pushed back by 2 days", None),
     DueCase("due to the outage on Friday", None),
