@@ -13,8 +13,8 @@ from __future__ import annotations
 import email.utils
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
 import jira
