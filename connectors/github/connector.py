@@ -25,11 +25,12 @@ from syncd.connectors.github.mapping import (
     MappingError,
     is_pull_request,
     map_issue,
+    pr_closes,
     wants_blocked_by_listing,
     wants_sub_issues_listing,
 )
 from syncd.connectors.github.settings import GitHubSettings
-from syncd.model import QuarantinedItem, Task
+from syncd.model import CLOSED_STATUSES, QuarantinedItem, Task
 
 Json = dict[str, Any]
 
@@ -72,6 +73,10 @@ class RepoPull:
         self.comments: dict[int, list[Json]] | None = None
         self.events: dict[int, list[Json]] = {}
         self.event_high_water = int(self.cursor.get("event_id", 0))
+        # Merged pull requests are evidence, not tasks: issue key -> keys of PRs closing it.
+        self.closing_prs: dict[str, list[str]] = defaultdict(list)
+        self.emitted: dict[str, Task] = {}
+        self.late_links: dict[str, Task] = {}
 
     def _complete_listing_due(self) -> bool:
         listed_at = self.cursor.get("listed_at")
@@ -103,6 +108,9 @@ class RepoPull:
                 cursor=self._next_cursor(latest, since, whole_etag),
                 fetched=len(listing.items),
             )
+        if self.late_links:
+            # Issues mapped before the PR that closes them came along in a later page.
+            yield Page(stream=self.repo, tasks=list(self.late_links.values()))
         if self.full:
             yield Listing(seen, scope=f"{self.repo}#")
 
@@ -138,6 +146,7 @@ class RepoPull:
         quarantined: list[QuarantinedItem] = []
         for raw in items:
             if is_pull_request(raw):
+                self._note_merged_pr(raw)
                 continue
             try:
                 task = self._map(raw)
@@ -151,8 +160,28 @@ class RepoPull:
                 )
                 continue
             seen.add(task.external_id)
+            self._link_closing_prs(task)
             tasks.append(task)
         return tasks, quarantined
+
+    def _note_merged_pr(self, raw: Json) -> None:
+        pull = raw.get("pull_request")
+        if not isinstance(pull, dict) or not pull.get("merged_at"):
+            return
+        pr_key = f"{self.repo}#{raw.get('number')}"
+        for issue_key in pr_closes(raw, self.repo):
+            self.closing_prs[issue_key].append(pr_key)
+            task = self.emitted.get(issue_key)
+            if task is not None and pr_key not in task.links:
+                task.links.append(pr_key)
+                self.late_links[issue_key] = task
+
+    def _link_closing_prs(self, task: Task) -> None:
+        for pr_key in self.closing_prs.get(task.key, []):
+            if pr_key not in task.links:
+                task.links.append(pr_key)
+        if task.status in CLOSED_STATUSES:
+            self.emitted[task.key] = task
 
     def _map(self, raw: Json) -> Task:
         number = raw.get("number")

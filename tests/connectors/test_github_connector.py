@@ -208,6 +208,26 @@ def test_transfer_keeps_identity_and_history(tmp_path: Path, sandbox: Sandbox) -
     assert stored(settings, "acme/infra#2") is None
 
 
+@pytest.mark.parametrize("pr_first", [True, False])
+def test_a_merged_pr_that_closes_an_issue_links_to_it(
+    settings: Settings, sandbox: Sandbox, pr_first: bool
+) -> None:
+    reconcile(settings)
+    sandbox.world.close_gh_issue("acme/infra", 2)
+    pr = {"title": "Open port 443", "body": "Fixes #2", "user": "bob",
+          "pull_request": {"merged_at": "-1m"}, "state": "closed"}  # fmt: skip
+    if pr_first:  # the PR sorts before the issue in the listing
+        sandbox.world.add_gh_issue("acme/infra", **pr)
+        sandbox.world.edit_gh_issue("acme/infra", 2, title="Firewall access request (done)")
+    else:
+        sandbox.world.add_gh_issue("acme/infra", **pr)
+    summary = reconcile(settings)
+    assert summary.new == 0, "a pull request must not become a task"
+    issue = stored(settings, "acme/infra#2")
+    assert issue.status == "done"
+    assert "acme/infra#6" in issue.links
+
+
 def test_deleted_issue_is_marked_gone_only_by_a_complete_listing(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
