@@ -7,6 +7,7 @@ page left it, and the error is reported in plain words.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class SourceSummary:
     gone: int = 0
     failed: bool = False
     error: str | None = None
+    seconds: float = 0.0
     changed_task_ids: list[int] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -49,6 +51,7 @@ class SourceSummary:
             "gone": self.gone,
             "failed": self.failed,
             "error": self.error,
+            "seconds": round(self.seconds, 3),
         }
 
 
@@ -102,6 +105,7 @@ def pull_source(
     """Drain one connector into the ledger, page by page."""
     summary = SourceSummary()
     log = get_logger("syncd.sync", source=name)
+    started = time.perf_counter()
     try:
         for item in connector.pull():
             if isinstance(item, Listing):
@@ -121,6 +125,7 @@ def pull_source(
         log.exception("source crashed")
     finally:
         connector.close()
+        summary.seconds = time.perf_counter() - started
     return summary
 
 

@@ -85,40 +85,41 @@ class RepoPull:
         return bool(self.started - _parse(listed_at) >= self.settings.full_listing_every)
 
     def run(self) -> Iterator[Page | Listing]:
+        changed, probe_etag = self.gateway.probe(self.repo, self.cursor.get("probe_etag"))
+        if not changed and not self.full:
+            self.context.log.info("not modified", stream=self.repo)
+            return
         since = (
             None if self.full else _iso(_parse(self.cursor["since"]) - self.settings.since_overlap)
         )
-        etag = self.cursor.get("etag") if since and self.cursor.get("etag_since") == since else None
         seen: set[str] = set()
         latest = self.cursor.get("since")
-        for number, listing in enumerate(self.gateway.issues(self.repo, since, etag), start=1):
-            if listing.not_modified:
-                self.context.log.info("not modified", stream=self.repo)
-                return
+        for listing in self.gateway.issues(self.repo, since):
             if self.comments is None and listing.items:
                 self._load_activity(since)
             tasks, quarantined = self._map_page(listing.items, seen)
             latest = _latest_update(listing.items, latest, self.started)
-            # Only a one-page listing's ETag speaks for the whole listing.
-            whole_etag = listing.etag if number == 1 and listing.last else None
             yield Page(
                 stream=self.repo,
                 tasks=tasks,
                 quarantined=quarantined,
-                cursor=self._next_cursor(latest, since, whole_etag),
+                cursor=self._next_cursor(latest, None),
                 fetched=len(listing.items),
             )
-        if self.late_links:
-            # Issues mapped before the PR that closes them came along in a later page.
-            yield Page(stream=self.repo, tasks=list(self.late_links.values()))
+        # Only a listing read to its end may record the probe's ETag.
+        yield Page(
+            stream=self.repo,
+            tasks=list(self.late_links.values()),
+            cursor=self._next_cursor(latest, probe_etag),
+        )
         if self.full:
             yield Listing(seen, scope=f"{self.repo}#")
 
-    def _next_cursor(self, latest: str | None, since: str | None, etag: str | None) -> Json:
+    def _next_cursor(self, latest: str | None, probe_etag: str | None) -> Json:
         listed_at = _iso(self.started) if self.full else self.cursor.get("listed_at")
         cursor: Json = {"since": latest, "listed_at": listed_at, "event_id": self.event_high_water}
-        if etag:
-            cursor.update(etag=etag, etag_since=since)
+        if probe_etag:
+            cursor["probe_etag"] = probe_etag
         return cursor
 
     def _load_activity(self, since: str | None) -> None:

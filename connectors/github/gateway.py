@@ -34,7 +34,6 @@ class ListingPage:
     items: list[dict[str, Any]]
     etag: str | None
     not_modified: bool = False
-    last: bool = True
 
 
 class GitHubGateway:
@@ -61,9 +60,7 @@ class GitHubGateway:
 
     # --- reads ------------------------------------------------------------------
 
-    def issues(
-        self, repo: str, since: str | None, etag: str | None = None
-    ) -> Iterator[ListingPage]:
+    def issues(self, repo: str, since: str | None) -> Iterator[ListingPage]:
         """Issues and pull requests updated since `since`, oldest update first."""
         params: dict[str, Any] = {
             "state": "all",
@@ -73,7 +70,18 @@ class GitHubGateway:
         }
         if since is not None:
             params["since"] = since
-        yield from self._pages(f"/repos/{repo}/issues", params, etag, what="issues")
+        yield from self._pages(f"/repos/{repo}/issues", params, None, what="issues")
+
+    def probe(self, repo: str, etag: str | None) -> tuple[bool, str | None]:
+        """Has anything in the repository been updated? One request; a 304 is free.
+
+        The newest-updated item's page changes whenever any issue or pull request
+        is updated, so an unchanged ETag means an incremental listing would only
+        re-read the overlap window.
+        """
+        params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": 1}
+        page = next(self._pages(f"/repos/{repo}/issues", params, etag, what="probe"))
+        return not page.not_modified, page.etag or etag
 
     def repo_comments(self, repo: str, since: str | None) -> Iterator[dict[str, Any]]:
         """Every comment in the repository updated since `since` (one listing per repo)."""
@@ -127,9 +135,7 @@ class GitHubGateway:
                 return
             previous_ids = [item.get("id") for item in items]
             url = _next_link(response_headers.get("link"))
-            yield ListingPage(
-                items, response_headers.get("etag") if first else None, last=url is None
-            )
+            yield ListingPage(items, response_headers.get("etag") if first else None)
             first = False
 
     def _get_page(

@@ -145,14 +145,19 @@ def test_rerun_is_incremental_and_a_quiet_poll_costs_one_request(
 ) -> None:
     reconcile(settings)
     sandbox.request_log.reset()
-    second = reconcile(settings)
-    assert (second.new, second.updated) == (0, 0)
-    assert sandbox.request_log.count("github", ISSUES) == 1
-    sandbox.request_log.reset()
-    third = reconcile(settings)
-    assert (third.fetched, third.new, third.updated) == (0, 0, 0)
+    quiet = reconcile(settings)
+    assert (quiet.fetched, quiet.new, quiet.updated) == (0, 0, 0)
     entries = sandbox.request_log.entries("github")
     assert [(e.route, e.status) for e in entries] == [(ISSUES, 304)]
+    sandbox.world.edit_gh_issue("acme/infra", 4, title="Chore four, renamed")
+    sandbox.request_log.reset()
+    changed = reconcile(settings)
+    assert (changed.new, changed.updated) == (0, 1)
+    assert sandbox.request_log.counts("github") == {
+        ISSUES: 2,  # the probe, then the listing since the cursor
+        "GET /repos/{owner}/{repo}/issues/comments": 1,
+        "GET /repos/{owner}/{repo}/issues/events": 1,
+    }
 
 
 def test_edits_reassignments_closes_and_reopens_arrive(
@@ -190,7 +195,7 @@ def test_pagination_across_page_boundaries(tmp_path: Path, sandbox: Sandbox) -> 
     settings = load_config(write_config(tmp_path, sandbox, per_page=5))
     summary = reconcile(settings)
     assert summary.new == 23
-    assert sandbox.request_log.count("github", ISSUES) == 5  # ceil(23 / 5)
+    assert sandbox.request_log.count("github", ISSUES) == 1 + 5  # the probe, ceil(23 / 5)
     ledger = Ledger.open(settings.ledger.url)
     assert sorted(int(t.key.split("#")[1]) for t in ledger.tasks()) == list(range(1, 24))
     ledger.close()
@@ -313,6 +318,7 @@ def test_cli_json_summary(tmp_path: Path, sandbox: Sandbox) -> None:
     import json
 
     report = json.loads(result.stdout)
+    assert report["sources"]["gh"].pop("seconds") > 0
     assert report["sources"]["gh"] == {
         "fetched": 5, "new": 5, "updated": 0, "unchanged": 0, "quarantined": 0,
         "gone": 0, "failed": False, "error": None,
