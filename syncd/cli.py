@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,6 +24,14 @@ from syncd.ledger.repository import Ledger, task_to_dict
 from syncd.logs import LogFormat, configure_logging
 from syncd.model import Status
 from syncd.people import PeopleDirectory
+from syncd.rules.engine import (
+    CompiledRule,
+    EvaluationResult,
+    RuleConfigError,
+    compile_rules,
+    evaluate,
+    evaluation_context,
+)
 from syncd.sync import SourceSummary, pull_all
 
 EXIT_FAILURE = 1
@@ -196,19 +204,24 @@ def reconcile(
     output_format = _check_format(output_format, ("table", "json"))
     settings = load_settings(config)
     names = _selected_sources(settings, source)
+    rules = _compiled_rules(settings, config)
     ledger = _open_ledger(settings)
     try:
         summaries, people = _pull_with_progress(settings, ledger, names)
+        evaluation = evaluate(ledger, rules, settings.policy, SystemClock().now())
     finally:
         ledger.close()
     report = {
         "sources": {name: summary.as_json() for name, summary in summaries.items()},
+        "rules": {rule_id: counts.as_json() for rule_id, counts in evaluation.rules.items()},
+        "evaluated": evaluation.evaluated,
         "unmapped_identities": sorted(people.unmapped),
     }
     if output_format == "json":
         console.print_json(data=report)
     else:
         _print_reconcile_table(summaries, sorted(people.unmapped))
+        _print_rule_counts(evaluation)
     if any(summary.failed for summary in summaries.values()):
         raise typer.Exit(EXIT_FAILURE)
 
@@ -264,6 +277,78 @@ def _print_reconcile_table(summaries: dict[str, SourceSummary], unmapped: list[s
             highlight=False,
             markup=False,
         )
+
+
+def _compiled_rules(settings: Settings, config: Path | None) -> list[CompiledRule]:
+    try:
+        rules = compile_rules(settings.rules)
+        evaluation_context(settings.policy, SystemClock().now())
+    except RuleConfigError as exc:
+        fail_usage(f"{resolve_config_path(config)}: {exc}")
+    return rules
+
+
+def _print_rule_counts(evaluation: EvaluationResult) -> None:
+    if not evaluation.rules:
+        return
+    table = Table(
+        title=f"Rules ({evaluation.evaluated} tasks evaluated"
+        + (", full evaluation)" if evaluation.full else ")"),
+        title_justify="left",
+    )
+    for column in ("rule", "open", "new", "resolved"):
+        table.add_column(column, justify="left" if column == "rule" else "right")
+    for rule_id, counts in evaluation.rules.items():
+        table.add_row(rule_id, str(counts.open), str(counts.new), str(counts.resolved))
+    console.print(table)
+
+
+# --- rules ---------------------------------------------------------------------------
+
+rules_app = typer.Typer(help="Inspect the policy rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("check")
+def rules_check(config: ConfigOption = None, output_format: FormatOption = "table") -> None:
+    """Validate the whole configuration and print the compiled rules.
+
+    Exits 2 naming the rule, the key and (for expressions) the column when a rule
+    is wrong; nothing connects to any source.
+    """
+    output_format = _check_format(output_format, ("table", "json"))
+    settings = load_settings(config)
+    rules = _compiled_rules(settings, config)
+    rows: list[dict[str, Any]] = [
+        {
+            "id": rule.id,
+            "kind": rule.kind.name,
+            "severity": rule.severity,
+            "scope": rule.scope.source if rule.scope else None,
+            "parameters": rule.params.model_dump(),
+            "overrides": len(rule.overrides),
+            "followup": rule.followup.model_dump(mode="json") if rule.followup else None,
+            "checks": rule.describe(),
+        }
+        for rule in rules
+    ]
+    if output_format == "json":
+        console.print_json(data={"rules": rows})
+        return
+    table = Table(title=f"{len(rows)} rules", title_justify="left")
+    for column in ("id", "kind", "severity", "checks", "scope", "parameters", "followup"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        params = ", ".join(f"{k}={v}" for k, v in row["parameters"].items())
+        if row["overrides"]:
+            params += f" (+{row['overrides']} overrides)"
+        followup = row["followup"]
+        table.add_row(
+            row["id"], row["kind"], row["severity"], row["checks"], row["scope"] or "—",
+            params or "—",
+            f"via {followup['via']} every {followup['every']}" if followup else "—",
+        )  # fmt: skip
+    console.print(table)
 
 
 # --- tasks ---------------------------------------------------------------------------

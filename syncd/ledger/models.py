@@ -98,6 +98,7 @@ class TaskRow(Base):
         Index("ix_tasks_key", "key"),
         Index("ix_tasks_changed_at", "changed_at"),
         Index("ix_tasks_status", "status"),
+        Index("ix_tasks_next_check_at", "next_check_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -134,6 +135,8 @@ class TaskRow(Base):
     first_seen_at: Mapped[datetime]
     changed_at: Mapped[datetime]
     gone_at: Mapped[datetime | None]
+    # The next moment a time-based rule (stale, due soon…) can change its verdict.
+    next_check_at: Mapped[datetime | None]
 
 
 class RawPayload(Base):
@@ -238,6 +241,7 @@ class Violation(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     rule_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(50), default="")
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
     severity: Mapped[str] = mapped_column(String(10))
     message: Mapped[str] = mapped_column(Text)
