@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
+from syncd.connectors.slack.connector import SlackConnector
 from syncd.connectors.slack.settings import SlackSettings
-
-
-class SlackConnector:
-    kind = "slack"
-    settings_model = SlackSettings
-
 
 __all__ = ["SlackConnector", "SlackSettings"]
