@@ -134,20 +134,26 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        status_box = [0]
+        logged = [False]
+
+        def record(status: int) -> None:
+            # Logged before the answer leaves, so a client never outruns the log.
+            if not logged[0]:
+                logged[0] = True
+                query = scope.get("query_string", b"").decode("latin-1")
+                self.log.record(LoggedRequest(self.service, method, self._route_name(scope),
+                                              path, query, status))
 
         async def logging_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status_box[0] = message["status"]
+                record(message["status"])
             await send(message)
 
         try:
             fault = self.faults.take(self.service, method, path)
             await self._serve(scope, receive, logging_send, fault)
         finally:
-            self.log.record(LoggedRequest(self.service, method, self._route_name(scope), path,
-                                          scope.get("query_string", b"").decode("latin-1"),
-                                          status_box[0]))
+            record(500)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send,
                      fault: Fault | None) -> None:

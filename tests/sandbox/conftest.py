@@ -32,7 +32,7 @@ def sandbox(world: World) -> Iterator[Sandbox]:
 def gh(sandbox: Sandbox) -> github.Github:
     # No retries: tests assert exactly what the simulator answered.
     return github.Github(base_url=sandbox.urls["github"], auth=github.Auth.Token(GITHUB_TOKEN),
-                         retry=None, timeout=5)
+                         retry=None, seconds_between_requests=0, timeout=5)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def _big_world(n: int) -> World:
 def test_pygithub_paginates_issue_listing_with_since() -> None:
     world = _big_world(250)
     with Sandbox(world) as sb:
-        gh = github.Github(base_url=sb.urls["github"], per_page=100, retry=None,
+        gh = github.Github(base_url=sb.urls["github"], per_page=100, retry=None, seconds_between_requests=0,
                            auth=github.Auth.Token("sandbox-github-token"))
         repo_name = next(iter(world.repos.values())).full_name
         since = world.now - timedelta(days=30)
