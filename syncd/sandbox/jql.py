@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from syncd.sandbox.clock import parse_when
 from syncd.sandbox.world import JiraIssue, World
@@ -40,7 +41,7 @@ def _issue_number(issue: JiraIssue) -> tuple[str, int]:
     return project, int(number)
 
 
-_SORT_KEYS: dict[str, Callable[[JiraIssue], object]] = {
+_SORT_KEYS: dict[str, Callable[[JiraIssue], Any]] = {
     "updated": lambda i: (i.updated, int(i.id)),
     "created": lambda i: (i.created, int(i.id)),
     "key": _issue_number,

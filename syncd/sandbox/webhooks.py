@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+
 import httpx
 
 from syncd.sandbox.context import Context

@@ -538,7 +538,7 @@ class World:
             done.append(("milestoned" if issue.milestone else "demilestoned", {}))
         if "state" in fields and fields["state"] != issue.state:
             done.append(self._gh_set_state(issue, who, fields["state"], fields.get("state_reason")))
-        elif "state_reason" in fields and fields["state_reason"]:
+        elif fields.get("state_reason"):
             issue.state_reason = fields["state_reason"]
             self._gh_touch(issue, who, None)
         return done

@@ -6,8 +6,8 @@ import github
 import httpx
 import pytest
 import requests
-
 from conftest import GITHUB_TOKEN, gh_get
+
 from syncd.sandbox import Sandbox
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
 from conftest import gh_get
 from sandbox_corpus import recording
+
 from syncd.sandbox import Sandbox, World
 from syncd.sandbox.generate import generate_world
 

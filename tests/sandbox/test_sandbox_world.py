@@ -157,3 +157,29 @@ def test_no_writes_when_only_reading(sandbox: Sandbox) -> None:
     assert sandbox.request_log.counts("github") == {"GET /repos/{owner}/{repo}/issues": 1}
     sandbox.request_log.reset()
     assert sandbox.request_log.count() == 0
+
+
+def test_serve_prints_urls_and_stops_on_sigterm(tmp_path: Any) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    world = tmp_path / "world.json"
+    world.write_text(json.dumps({"github": {"repos": [{"full_name": "o/r"}]}}))
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import sys; from pathlib import Path; from syncd.sandbox import "
+                             "serve; serve(Path(sys.argv[1]))", str(world)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        urls = json.loads(proc.stdout.readline())
+        assert set(urls) == {"github", "jira", "slack"} and urls["slack"].endswith("/api/")
+        assert all(u.startswith("http://127.0.0.1:") for u in urls.values())
+        response = httpx.get(urls["github"] + "/repos/o/r",
+                             headers={"Authorization": "token sandbox-github-token"})
+        assert response.json()["full_name"] == "o/r"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
