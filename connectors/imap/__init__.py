@@ -1,13 +1,8 @@
-"""Email threads as tasks (imapclient)."""
+"""Email threads as tasks from IMAP folders (imapclient)."""
 
 from __future__ import annotations
 
+from syncd.connectors.imap.connector import ImapConnector
 from syncd.connectors.imap.settings import ImapSettings
-
-
-class ImapConnector:
-    kind = "imap"
-    settings_model = ImapSettings
-
 
 __all__ = ["ImapConnector", "ImapSettings"]

@@ -16,6 +16,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -76,23 +77,35 @@ def free_port() -> int:
 class DovecotServer:
     """`start()`, `add_user()`, `maildir(user)`, `stop()`; one instance per test session."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path | None = None) -> None:
+        # Dovecot's unprivileged auth and mail processes must reach the directory:
+        # pytest's temporary directories are private to root, so make our own.
+        self.owns_root = root is None
+        self.root = root if root is not None else Path(tempfile.mkdtemp(prefix="syncd-dovecot-"))
+        self.root.chmod(0o755)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         mail = pwd.getpwnam("mail")
         # As root, mail processes must not run as root: every user gets the mail account's ids.
         self.uid, self.gid = mail.pw_uid, mail.pw_gid
         self.users: dict[str, str] = {}
+        self.pool: list[str] = []
 
     @property
     def config_path(self) -> Path:
         return self.root / "dovecot.conf"
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 15.0, users: int = 50, password: str = "secret") -> None:
         for sub in ("run", "state", "homes"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        (self.root / "users").write_text("")
+        self.pool = [f"user{n}" for n in range(1, users + 1)]
+        lines = []
+        for user in self.pool:
+            home = self.home(user)
+            home.mkdir(parents=True, exist_ok=True)
+            os.chown(home, self.uid, self.gid)
+            lines.append(f"{user}:{{PLAIN}}{password}:{self.uid}:{self.gid}::{home}::")
+        (self.root / "users").write_text("\n".join(lines) + "\n")
         login_user = "dovenull" if _account_exists("dovenull") else "mail"
         self.config_path.write_text(
             CONFIG.format(root=self.root, port=self.port, login_user=login_user)
@@ -117,22 +130,15 @@ class DovecotServer:
                 time.sleep(0.05)
         raise RuntimeError(f"dovecot did not listen on {self.port}: {self.log_tail()}")
 
-    def add_user(self, name: str, password: str = "secret") -> str:
-        """A mailbox owner with an empty home; returns the name."""
-        home = self.home(name)
-        home.mkdir(parents=True, exist_ok=True)
-        os.chown(home, self.uid, self.gid)
-        self.users[name] = password
-        lines = [
-            f"{user}:{{PLAIN}}{secret}:{self.uid}:{self.gid}::{self.home(user)}::"
-            for user, secret in self.users.items()
-        ]
-        users_file = self.root / "users"
-        users_file.write_text("\n".join(lines) + "\n")
-        # passwd-file is re-read on an mtime change; make sure it differs within the second.
-        stamp = time.time() + len(self.users)
-        os.utime(users_file, (stamp, stamp))
-        return name
+    def add_user(self, name: str | None = None, password: str = "secret") -> str:
+        """A fresh mailbox owner (one of those created at start, as Dovecot's auth process
+        caches the passwd-file); returns its name."""
+        del name  # the pool decides names, so a test never reuses another's mailbox
+        user = f"user{len(self.users) + 1}"
+        if user not in self.pool:
+            raise RuntimeError(f"only {len(self.pool)} users were created at start")
+        self.users[user] = password
+        return user
 
     def home(self, user: str) -> Path:
         return self.root / "homes" / user
@@ -162,6 +168,8 @@ class DovecotServer:
             self.process.kill()
             self.process.wait()
         self.process = None
+        if self.owns_root:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 def _account_exists(name: str) -> bool:

@@ -1,0 +1,294 @@
+"""The IMAP connector through imapclient against a real, private Dovecot."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dovecot import DovecotServer, dovecot_available, make_message
+from imapclient import IMAPClient
+from typer.testing import CliRunner
+
+from syncd.cli import app
+from syncd.clock import SystemClock
+from syncd.config import Settings, load_config
+from syncd.connectors.imap.gateway import ImapGateway
+from syncd.ledger.repository import Ledger
+from syncd.sync import SourceSummary, pull_all
+
+SUPPORT = "support@acme.example"
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[DovecotServer]:
+    if not dovecot_available():
+        reason = "dovecot-imapd is not installed (apt-get install dovecot-imapd)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = DovecotServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def user(dovecot: DovecotServer) -> str:
+    return dovecot.add_user()
+
+
+@pytest.fixture
+def imap(dovecot: DovecotServer, user: str) -> Iterator[IMAPClient]:
+    """The test's own mail client, the way people and other tools change the mailbox."""
+    client = IMAPClient("127.0.0.1", port=dovecot.port, ssl=False)
+    client.login(user, "secret")
+    client.create_folder("Done")
+    try:
+        yield client
+    finally:
+        client.logout()
+
+
+def write_config(
+    tmp_path: Path, dovecot: DovecotServer, user: str, password: str = "secret", **extra: str
+) -> Path:
+    options = {"folders": '["INBOX"]', "done_folder": '"Done"', "done_flag": '"\\\\Flagged"'}
+    options.update(extra)
+    path = tmp_path / "syncd.toml"
+    path.write_text(
+        f'[ledger]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\n\n'
+        f'[sources.support]\nkind = "imap"\nhost = "127.0.0.1"\nport = {dovecot.port}\n'
+        f'ssl = false\nusername = "{user}"\npassword = "{password}"\ntimeout = 5.0\n'
+        f'team_addresses = ["{SUPPORT}"]\n'
+        + "".join(f"{key} = {value}\n" for key, value in options.items())
+        + '\n[people.alice]\nemail = "alice@acme.example"\n\n'
+        '[people.bob]\nemail = "bob@acme.example"\n'
+    )
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, dovecot: DovecotServer, user: str) -> Settings:
+    return load_config(write_config(tmp_path, dovecot, user))
+
+
+@pytest.fixture
+def commands(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """IMAP commands (round trips) each run sent, recorded when its connector closes."""
+    runs: list[int] = []
+    close = ImapGateway.close
+
+    def recording_close(self: ImapGateway) -> None:
+        close(self)
+        runs.append(self.commands)
+        print("IMAP reads:", self.trace)
+
+    monkeypatch.setattr(ImapGateway, "close", recording_close)
+    return runs
+
+
+def reconcile(settings: Settings) -> SourceSummary:
+    ledger = Ledger.open(settings.ledger.url)
+    try:
+        summaries, _ = pull_all(settings, ledger, ["support"], SystemClock())
+    finally:
+        ledger.close()
+    return summaries["support"]
+
+
+def tasks(settings: Settings) -> dict[str, Any]:
+    ledger = Ledger.open(settings.ledger.url)
+    try:
+        return {row.key: row for row in ledger.tasks(sources=["support"])}
+    finally:
+        ledger.close()
+
+
+def append(client: IMAPClient, folder: str = "INBOX", **fields: Any) -> None:
+    values: dict[str, Any] = {
+        "sender": "Carol Client <carol@client.example>",
+        "to": f"Support <{SUPPORT}>",
+        "subject": "VPN certificate expired",
+        "body": "Hi,\nthe VPN certificate expired.\nThanks",
+    }
+    values.update(fields)
+    client.append(folder, make_message(**values))
+
+
+def three_message_thread(client: IMAPClient, to: str) -> None:
+    append(
+        client,
+        message_id="root@client.example",
+        to=to,
+        body="Hi,\n\nCan you renew the VPN certificate by Friday? It's urgent.\n\nCarol",
+    )
+    append(
+        client,
+        message_id="r1@acme.example",
+        sender="Alice <alice@acme.example>",
+        to="carol@client.example",
+        subject="Re: VPN certificate expired",
+        body="Looking at it now.\n\nOn Mon, Carol wrote:\n> Can you renew it?",
+        date="Mon, 02 Mar 2026 10:00:00 +0000",
+        in_reply_to="root@client.example",
+        references="<root@client.example>",
+    )
+    append(
+        client,
+        message_id="r2@client.example",
+        to="alice@acme.example",
+        subject="Re: VPN certificate expired",
+        body="Any news?\n\n> Looking at it now.",
+        date="Mon, 02 Mar 2026 11:00:00 +0000",
+        in_reply_to="r1@acme.example",
+    )
+
+
+def test_a_thread_of_three_is_one_task_owned_by_the_person_addressed(
+    settings: Settings, imap: IMAPClient
+) -> None:
+    three_message_thread(imap, to="Bob <bob@acme.example>")
+    summary = reconcile(settings)
+    assert not summary.failed, summary.error
+    assert (summary.new, summary.fetched) == (1, 3)
+    task = tasks(settings)["root@client.example"]
+    assert task.owners == ["bob"] and task.team is None
+    assert task.reporter == "email:carol@client.example"
+    assert task.due.isoformat() == "2026-03-06" and task.priority == "high"
+    assert task.status == "in_progress"
+    assert task.last_activity_at.hour == 11
+    assert task.participants == ["email:carol@client.example", "alice"]
+
+
+def test_a_reply_from_a_team_member_owns_mail_to_a_shared_mailbox(
+    settings: Settings, imap: IMAPClient
+) -> None:
+    append(imap, message_id="root@client.example")
+    reconcile(settings)
+    assert tasks(settings)["root@client.example"].owners == []
+    three_message_thread_reply = {
+        "message_id": "r1@acme.example",
+        "sender": "alice@acme.example",
+        "to": "carol@client.example",
+        "subject": "Re: VPN certificate expired",
+        "body": "Mine.",
+        "date": "Mon, 02 Mar 2026 10:00:00 +0000",
+        "in_reply_to": "root@client.example",
+    }
+    append(imap, **three_message_thread_reply)
+    summary = reconcile(settings)
+    assert (summary.new, summary.updated) == (0, 1)
+    task = tasks(settings)["root@client.example"]
+    assert task.owners == ["alice"] and task.team == SUPPORT
+
+
+def test_flag_and_move_to_the_done_folder_make_a_thread_done(
+    settings: Settings, imap: IMAPClient
+) -> None:
+    append(imap, message_id="a@client.example", subject="Printer jammed")
+    append(imap, message_id="b@client.example", subject="Laptop broken")
+    reconcile(settings)
+    imap.select_folder("INBOX")
+    uids = {
+        data[b"BODY[HEADER.FIELDS (MESSAGE-ID)]"].decode().split("<")[1].split(">")[0]: uid
+        for uid, data in imap.fetch(
+            imap.search(["ALL"]), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
+        ).items()
+    }
+    imap.add_flags([uids["a@client.example"]], [b"\\Flagged"])
+    imap.move([uids["b@client.example"]], "Done")
+    summary = reconcile(settings)
+    assert not summary.failed, summary.error
+    live = tasks(settings)
+    assert live["a@client.example"].status == "done"
+    assert live["b@client.example"].status == "done"
+    assert (summary.new, summary.gone) == (0, 0)
+
+
+def test_changed_uidvalidity_resyncs_without_duplicates(
+    tmp_path: Path, dovecot: DovecotServer, user: str, imap: IMAPClient
+) -> None:
+    imap.create_folder("Requests")
+    settings = load_config(write_config(tmp_path, dovecot, user, folders='["Requests"]'))
+    for n in range(3):
+        append(imap, "Requests", message_id=f"m{n}@client.example", subject=f"Request {n}")
+    assert reconcile(settings).new == 3
+    old = imap.folder_status("Requests", [b"UIDVALIDITY"])[b"UIDVALIDITY"]
+    imap.delete_folder("Requests")
+    imap.create_folder("Requests")
+    for n in range(3):
+        append(imap, "Requests", message_id=f"m{n}@client.example", subject=f"Request {n}")
+    assert imap.folder_status("Requests", [b"UIDVALIDITY"])[b"UIDVALIDITY"] != old
+    summary = reconcile(settings)
+    assert not summary.failed, summary.error
+    assert (summary.new, summary.updated, summary.unchanged, summary.gone) == (0, 0, 3, 0)
+    assert len(tasks(settings)) == 3
+
+
+def test_expunged_thread_is_gone(settings: Settings, imap: IMAPClient) -> None:
+    for n in range(4):
+        append(imap, message_id=f"m{n}@client.example", subject=f"Request {n}")
+    reconcile(settings)
+    imap.select_folder("INBOX")
+    imap.delete_messages([min(imap.search(["ALL"]))])
+    imap.expunge()
+    summary = reconcile(settings)
+    assert summary.gone == 1
+    assert "m0@client.example" not in tasks(settings)
+
+
+def test_incremental_runs_send_only_the_minimal_round_trips(
+    settings: Settings, imap: IMAPClient, commands: list[int]
+) -> None:
+    for n in range(5):
+        append(imap, message_id=f"m{n}@client.example", subject=f"Request {n}")
+    reconcile(settings)
+    # Unchanged: LOGIN (capabilities come with its answer), STATUS INBOX, STATUS Done, LOGOUT.
+    assert reconcile(settings).fetched == 0
+    assert commands[-1] == 4
+    append(
+        imap,
+        message_id="r@acme.example",
+        sender="bob@acme.example",
+        subject="Re: Request 3",
+        body="Done, please check.",
+        in_reply_to="m3@client.example",
+        references="<m3@client.example>",
+    )
+    summary = reconcile(settings)
+    assert (summary.new, summary.updated) == (0, 1)
+    # + SELECT INBOX, SEARCH MODSEQ, FETCH the new message; the thread's older messages:
+    #   SELECT Done + SEARCH, SELECT INBOX + SEARCH + FETCH (8). Nothing is read twice.
+    assert commands[-1] == 4 + 8, commands
+    assert tasks(settings)["m3@client.example"].owners == ["bob"]
+
+
+def test_a_rejected_login_fails_the_source_in_plain_words(
+    tmp_path: Path, dovecot: DovecotServer, user: str
+) -> None:
+    config = write_config(tmp_path, dovecot, user, password="wrong")
+    result = CliRunner().invoke(app, ["reconcile", "-c", str(config), "--format", "json"])
+    assert result.exit_code == 1
+    assert "the IMAP server rejected the login for source support" in result.output
+    assert "wrong" not in result.output.replace('"wrong"', "")
+
+
+def test_the_whole_corpus_appended_is_stored_or_quarantined(
+    settings: Settings, imap: IMAPClient
+) -> None:
+    from test_email_corpus import corpus_messages
+
+    # An IMAP server refuses an empty message; the parser test covers those files.
+    messages = [(name, raw) for name, raw in corpus_messages() if raw.strip()]
+    for _, raw in messages:
+        imap.append("INBOX", raw)
+    summary = reconcile(settings)
+    assert not summary.failed, summary.error
+    # Every message was read and is either in a thread's task (or activity) or quarantined.
+    assert summary.fetched == len(messages)
+    assert summary.quarantined > 0 and summary.new == len(tasks(settings)) > 100
