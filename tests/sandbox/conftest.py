@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import github
 import httpx
 import jira
 import pytest
+from sandbox_helpers import GITHUB_TOKEN
 
 from syncd.sandbox import Sandbox, World
 
-GITHUB_TOKEN = "sandbox-github-token"
 JIRA_AUTH = ("bot@acme.example", "sandbox-jira-token")
 SLACK_TOKEN = "xoxb-sandbox"
 
@@ -46,8 +45,3 @@ def slack(sandbox: Sandbox) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox.urls["slack"], timeout=5,
                       headers={"Authorization": f"Bearer {SLACK_TOKEN}"}) as client:
         yield client
-
-
-def gh_get(sandbox: Sandbox, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {"Authorization": f"token {GITHUB_TOKEN}", **kwargs.pop("headers", {})}
-    return httpx.get(sandbox.urls["github"] + path, headers=headers, timeout=5, **kwargs)

@@ -6,7 +6,7 @@ import github
 import httpx
 import pytest
 import requests
-from conftest import GITHUB_TOKEN, gh_get
+from sandbox_helpers import GITHUB_TOKEN, gh_get
 
 from syncd.sandbox import Sandbox
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from conftest import gh_get
 from sandbox_corpus import example, recording, slack_example
+from sandbox_helpers import gh_get
 from sandbox_shape import assert_same_shape, shape_differences
 
 from syncd.sandbox import Sandbox

@@ -5,8 +5,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from conftest import gh_get
 from sandbox_corpus import recording
+from sandbox_helpers import gh_get
 
 from syncd.sandbox import Sandbox, World
 from syncd.sandbox.generate import generate_world
