@@ -1,6 +1,8 @@
 """Sync benchmark: a first sync from the sandbox, then an incremental one with 1% changed.
 
     python benchmarks/sync.py [--github 20000] [--jira 20000] [--sources gh,ops]
+    python benchmarks/sync.py --sources mail --emails 20000
+
 
 Each phase runs `syncd reconcile` in a subprocess (so its peak RSS is its own)
 against the sandbox served by this process, whose request log counts what the
@@ -9,6 +11,11 @@ sync asked for. Printed per phase and source: requests made against the minimum
 items per second, peak RSS. Targets (issue 4): requests <= 1.05 x minimum + 2 per
 stream; incremental <= 5% of the first sync's time; a poll with nothing changed
 costs one request per stream; peak RSS <= 300 MB.
+
+The email part (`--sources mail`) serves a private Dovecot (tests/connectors/dovecot.py)
+whose Maildir is written directly (20,000 IMAP APPENDs would dominate the run);
+Dovecot indexes and serves it over IMAP. Round trips are IMAP commands, counted by
+the connector's gateway in the reconcile subprocess.
 """
 
 from __future__ import annotations
@@ -149,9 +156,18 @@ def main() -> None:
     )
     parser.add_argument("--github", type=int, default=20_000)
     parser.add_argument("--jira", type=int, default=20_000)
-    parser.add_argument("--sources", default="gh,ops", help="comma-separated: gh, ops")
+    parser.add_argument("--sources", default="gh,ops", help="comma-separated: gh, ops, mail")
+    parser.add_argument("--emails", type=int, default=20_000)
+    parser.add_argument("--email-phase", help=argparse.SUPPRESS)  # internal: one mail reconcile
     args = parser.parse_args()
+    if args.email_phase:
+        return email_phase(Path(args.email_phase))
     sources = args.sources.split(",")
+    if "mail" in sources:
+        email_benchmark(args.emails)
+        sources.remove("mail")
+        if not sources:
+            return
 
     started = time.perf_counter()
     document = generate_world(
@@ -178,6 +194,170 @@ def main() -> None:
         print_phase(second, {"gh": gh_minimum, "ops": jira_minimum(jira_changed)}, first)
         quiet = run_phase("poll with nothing changed", config, sandbox)
         print_phase(quiet, {"gh": 1, "ops": 1}, first)
+
+
+# --------------------------------------------------------------------------- email
+
+
+def _dovecot_module() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tests" / "connectors" / "dovecot.py"
+    spec = importlib.util.spec_from_file_location("syncd_bench_dovecot", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def email_phase(config: Path) -> None:
+    """In the child: one reconcile of the mail source, printing its report and IMAP commands."""
+    from syncd.clock import SystemClock
+    from syncd.config import load_config
+    from syncd.connectors.imap.gateway import ImapGateway
+    from syncd.ledger.repository import Ledger
+    from syncd.sync import pull_all
+
+    counted: list[tuple[int, list[str]]] = []
+    close = ImapGateway.close
+
+    def recording_close(self: ImapGateway) -> None:
+        close(self)
+        counted.append((self.commands, self.trace))
+
+    ImapGateway.close = recording_close  # type: ignore[method-assign]
+    settings = load_config(config)
+    ledger = Ledger.open(settings.ledger.url)
+    summaries, _ = pull_all(settings, ledger, ["mail"], SystemClock())
+    ledger.close()
+    commands, trace = counted[-1]
+    print(json.dumps({"mail": summaries["mail"].as_json(), "commands": commands,
+                      "reads": Counter(what.split()[0] for what in trace)}))  # fmt: skip
+
+
+def _run_email_phase(name: str, config: Path) -> tuple[float, float, dict[str, Any]]:
+    command = [sys.executable, __file__, "--email-phase", str(config)]
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.DEVNULL, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        lines = [line for line in out.read().splitlines() if line.startswith("{")]
+    if os.waitstatus_to_exitcode(status) != 0 or not lines:
+        raise SystemExit(f"{name}: the mail reconcile failed")
+    return seconds, usage.ru_maxrss / 1024, json.loads(lines[-1])
+
+
+def _write_mail(maildir: Path, count: int, seed: int = 3) -> list[str]:
+    """`count` messages in threads of 1-4 (root, then replies); returns the root ids."""
+    rng = random.Random(seed)
+    (maildir / "tmp").mkdir(parents=True, exist_ok=True)
+    (maildir / "cur").mkdir(exist_ok=True)
+    new = maildir / "new"
+    new.mkdir(exist_ok=True)
+    roots: list[str] = []
+    written = 0
+    while written < count:
+        thread = len(roots)
+        root = f"t{thread}@client.example"
+        roots.append(root)
+        for reply in range(min(rng.randint(1, 4), count - written)):
+            _write_one(new, thread, reply, root)
+            written += 1
+    return roots
+
+
+def _write_one(new: Path, thread: int, reply: int, root: str) -> None:
+    sender = "carol@client.example" if reply % 2 == 0 else "alice@acme.example"
+    headers = [
+        f"From: {sender}",
+        "To: support@acme.example",
+        f"Subject: {'Re: ' if reply else ''}Request {thread}: VPN access",
+        f"Date: Mon, 02 Mar 2026 {9 + reply % 9:02d}:{thread % 60:02d}:00 +0000",
+        f"Message-ID: <{root if reply == 0 else f't{thread}.{reply}@mail.example'}>",
+    ]
+    if reply:
+        headers += [f"In-Reply-To: <{root}>", f"References: <{root}>"]
+    body = "Please grant VPN access by Friday, it is urgent.\n\nThanks\n"
+    text = "\r\n".join(headers) + "\r\n\r\n" + body.replace("\n", "\r\n")
+    (new / f"{thread}.{reply}.bench").write_bytes(text.encode())
+
+
+def email_benchmark(count: int) -> None:
+    dovecot = _dovecot_module()
+    if not dovecot.dovecot_available():
+        raise SystemExit("the email benchmark needs dovecot-imapd")
+    server = dovecot.DovecotServer()
+    server.start(users=1)
+    try:
+        user = server.add_user()
+        maildir = server.maildir(user)
+        started = time.perf_counter()
+        roots = _write_mail(maildir, count)
+        (maildir / ".Done" / "cur").mkdir(parents=True)
+        for sub in ("new", "tmp"):
+            (maildir / ".Done" / sub).mkdir()
+        server.chown_tree(server.home(user))
+        print(f"mail: {count:,} messages in {len(roots):,} threads written to the Maildir "
+              f"in {time.perf_counter() - started:.1f}s")  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            config = Path(tmp) / "syncd.toml"
+            config.write_text(
+                f'[ledger]\nurl = "sqlite:///{Path(tmp) / "ledger.db"}"\n\n'
+                f'[sources.mail]\nkind = "imap"\nhost = "127.0.0.1"\nport = {server.port}\n'
+                f'ssl = false\nusername = "{user}"\npassword = "secret"\n'
+                'done_folder = "Done"\ndone_flag = "\\\\Flagged"\n'
+                'team_addresses = ["support@acme.example"]\n\n'
+                '[people.alice]\nemail = "alice@acme.example"\n'
+            )
+            heads = math.ceil(count / 2000)
+            pages = math.ceil(count / 200)
+            # LOGIN, STATUS x2, SELECT, SEARCH ALL, header FETCHes, body FETCH per page, LOGOUT.
+            _print_email("first sync", *_run_email_phase("first", config), 6 + heads + pages)
+            changed = _change_mail(server, user, roots, count // 100)
+            seconds, rss, report = _run_email_phase("incremental", config)
+            # LOGIN, STATUS x2, SELECT, SEARCH MODSEQ, FETCH, completion in Done (SELECT,
+            # SEARCH) and INBOX (SELECT, SEARCH, FETCH) per 50 threads, LOGOUT.
+            minimum = 10 + 2 * max(0, math.ceil(changed / 50) - 1)
+            _print_email(f"incremental ({changed} changed)", seconds, rss, report, minimum)
+            _print_email("poll with nothing changed", *_run_email_phase("quiet", config), 4)
+    finally:
+        server.stop()
+
+
+def _change_mail(server: Any, user: str, roots: list[str], changes: int) -> int:
+    """Half the changes are new replies, half are done flags set over IMAP."""
+    from imapclient import IMAPClient
+
+    rng = random.Random(11)
+    replies = rng.sample(range(len(roots)), changes // 2)
+    new = server.maildir(user) / "new"
+    for thread in replies:
+        _write_one(new, thread, 9, roots[thread])
+    server.chown_tree(new)
+    client = IMAPClient("127.0.0.1", port=server.port, ssl=False)
+    client.login(user, "secret")
+    client.select_folder("INBOX")
+    uids = client.search(["ALL"])
+    client.add_flags(rng.sample(uids, changes - len(replies)), [b"\\Flagged"])
+    client.logout()
+    return changes
+
+
+def _print_email(
+    name: str, seconds: float, rss: float, report: dict[str, Any], minimum: int
+) -> None:
+    stats = report["mail"]
+    print(
+        f"\n== mail {name}: {seconds:.1f}s wall, peak RSS {rss:.0f} MB (target <= 300)\n"
+        f"  mail: fetched {stats['fetched']:,} (new {stats['new']:,}, updated "
+        f"{stats['updated']:,}, unchanged {stats['unchanged']:,}); IMAP round trips "
+        f"{report['commands']} vs minimum {minimum}; sync {stats['seconds']:.2f}s; "
+        f"reads {dict(report['reads'])}"
+        + (f"; failed: {stats['error']}" if stats["failed"] else "")
+    )
 
 
 if __name__ == "__main__":
