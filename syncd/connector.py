@@ -21,8 +21,10 @@ from structlog.stdlib import BoundLogger
 
 from syncd.clock import Clock
 from syncd.config import PolicySettings, SourceSettings
-from syncd.model import QuarantinedItem, Task
+from syncd.model import Activity, QuarantinedItem, Task
 from syncd.people import PeopleDirectory
+
+__all__ = ["Activity", "Connector", "ConnectorContext", "ConnectorFactory", "Listing", "Page"]
 
 
 @dataclass
@@ -33,6 +35,8 @@ class Page:
     tasks: list[Task] = field(default_factory=list)
     quarantined: list[QuarantinedItem] = field(default_factory=list)
     cursor: dict[str, Any] | None = None
+    # Activity on tasks that live elsewhere (a message naming a Jira key), same transaction.
+    activity: list[Activity] = field(default_factory=list)
     # Items the source returned, including those skipped (pull requests, duplicates).
     fetched: int = 0
 

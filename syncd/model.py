@@ -98,6 +98,20 @@ class Task:
 
 
 @dataclass(slots=True, frozen=True)
+class Activity:
+    """Someone worked on a task through another source's item.
+
+    A Slack message naming `OPS-42` is not a task of its own: it is activity on
+    `OPS-42`, whichever source that task lives in. The ledger moves the target's
+    `last_activity_at` forward and adds `person` to its participants.
+    """
+
+    target_key: str
+    at: datetime
+    person: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
 class QuarantinedItem:
     """Something a connector fetched but could not map; kept for inspection."""
 

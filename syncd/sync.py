@@ -144,6 +144,7 @@ def _commit_page(
         stream=page.stream,
         cursor=page.cursor,
         quarantined=page.quarantined,
+        activity=page.activity,
     )
     summary.fetched += page.fetched or len(page.tasks) + len(page.quarantined)
     summary.new += result.new
@@ -158,6 +159,8 @@ def _commit_page(
         new=result.new,
         updated=result.updated,
         quarantined=result.quarantined,
+        activity=len(page.activity),
+        linked=result.linked,
     )
     for item in page.quarantined:
         log.warning(

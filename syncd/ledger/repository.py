@@ -22,6 +22,7 @@ from syncd.errors import SuspiciousDisappearance
 from syncd.ledger.db import create_ledger_engine, ensure_current
 from syncd.ledger.models import (
     Base,
+    LedgerRevision,
     QuarantineRow,
     RawPayload,
     StatusHistory,
@@ -29,7 +30,7 @@ from syncd.ledger.models import (
     TaskLink,
     TaskRow,
 )
-from syncd.model import QuarantinedItem, Task
+from syncd.model import Activity, QuarantinedItem, Task
 
 BATCH_SIZE = 500
 
@@ -57,6 +58,8 @@ class IngestResult:
     updated: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    # Tasks elsewhere whose activity this page moved (see `Activity`).
+    linked: int = 0
     changed_task_ids: list[int] = field(default_factory=list)
 
     def add(self, other: IngestResult) -> None:
@@ -64,6 +67,7 @@ class IngestResult:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.quarantined += other.quarantined
+        self.linked += other.linked
         self.changed_task_ids.extend(other.changed_task_ids)
 
 
@@ -107,8 +111,9 @@ class Ledger:
         stream: str = "default",
         cursor: dict[str, Any] | None = None,
         quarantined: Sequence[QuarantinedItem] = (),
+        activity: Sequence[Activity] = (),
     ) -> IngestResult:
-        """Upsert a page, record its quarantine and move its cursor, atomically."""
+        """Upsert a page, record its quarantine and activity, and move its cursor, atomically."""
         result = IngestResult(quarantined=len(quarantined))
         unique = {task.external_id: task for task in tasks if task.source == source}
         if len(unique) != len({t.external_id for t in tasks}):
@@ -118,6 +123,10 @@ class Ledger:
                 result.add(self._ingest_batch(session, source, batch, now))
             if quarantined:
                 session.add_all(_quarantine_rows(source, stream, quarantined, now))
+            if activity:
+                touched = self._record_activity(session, activity, now)
+                result.linked = len(touched)
+                result.changed_task_ids.extend(touched)
             if cursor is not None:
                 self._save_cursor(session, source, stream, cursor, now)
         return result
@@ -140,7 +149,7 @@ class Ledger:
                 result.new += 1
             else:
                 result.updated += 1
-            rows.append(_row(task, digest, now))
+            rows.append(_row(task, digest, now, self._revision(session)))
         if not rows:
             return result
         ids = self._upsert(session, rows)
@@ -151,6 +160,60 @@ class Ledger:
         self._write_links(session, changed)
         result.changed_task_ids = [task_id for task_id, _, _ in changed]
         return result
+
+    def record_activity(self, activity: Sequence[Activity], *, now: datetime) -> list[int]:
+        """Credit activity to the tasks it names, in any source; returns the tasks moved."""
+        with self.sessions.begin() as session:
+            return self._record_activity(session, activity, now)
+
+    def _record_activity(
+        self, session: Session, activity: Sequence[Activity], now: datetime
+    ) -> list[int]:
+        """Move each named task's last activity forward and add the person as a participant.
+
+        Idempotent (a re-read credits nothing new) and forward-only, like `_keep_activity`.
+        A key no task has yet is skipped: the next look-back re-read credits it.
+        """
+        query = select(TaskRow.id, TaskRow.key, TaskRow.last_activity_at, TaskRow.participants)
+        query = query.where(
+            TaskRow.key.in_({item.target_key for item in activity}), TaskRow.gone_at.is_(None)
+        )
+        touched: list[int] = []
+        for row in session.execute(query).all():
+            latest, participants = row.last_activity_at, list(row.participants or [])
+            for item in activity:
+                if item.target_key != row.key:
+                    continue
+                if latest is None or item.at > latest:
+                    latest = item.at
+                if item.person is not None and item.person not in participants:
+                    participants.append(item.person)
+            if (latest, participants) != (row.last_activity_at, list(row.participants or [])):
+                session.execute(
+                    update(TaskRow)
+                    .where(TaskRow.id == row.id)
+                    .values(
+                        last_activity_at=latest,
+                        participants=participants,
+                        changed_at=now,
+                        revision=self._revision(session),
+                    )
+                )
+                touched.append(row.id)
+        return touched
+
+    def _revision(self, session: Session) -> int:
+        """This transaction's ledger revision, taken once (the counter row stays locked)."""
+        if "revision" not in session.info:
+            bumped = session.execute(
+                update(LedgerRevision)
+                .where(LedgerRevision.id == 1)
+                .values(value=LedgerRevision.value + 1)
+                .returning(LedgerRevision.value)
+            ).scalar_one()
+            session.info["revision"] = bumped
+        revision: int = session.info["revision"]
+        return revision
 
     def _known(self, session: Session, source: str, external_ids: list[str]) -> dict[str, _Known]:
         query = select(
@@ -294,7 +357,7 @@ class Ledger:
                 session.execute(
                     update(TaskRow)
                     .where(TaskRow.id.in_(missing[chunk : chunk + BATCH_SIZE]))
-                    .values(gone_at=now, changed_at=now)
+                    .values(gone_at=now, changed_at=now, revision=self._revision(session))
                 )
         return missing
 
@@ -372,11 +435,13 @@ def _keep_activity(task: Task, previous: _Known) -> None:
         task.participants = [*missing, *task.participants]
 
 
-def _row(task: Task, digest: str, now: datetime) -> dict[str, Any]:
+def _row(task: Task, digest: str, now: datetime, revision: int) -> dict[str, Any]:
     row = {name: getattr(task, name) for name in TASK_FIELDS}
     row["status"] = task.status.value
     row["priority"] = task.priority.value if task.priority else None
-    row.update(content_hash=digest, first_seen_at=now, changed_at=now, gone_at=None)
+    row.update(
+        content_hash=digest, first_seen_at=now, changed_at=now, gone_at=None, revision=revision
+    )
     return row
 
 
