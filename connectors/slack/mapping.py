@@ -52,6 +52,10 @@ _USER_MENTION = re.compile(r"<@(?P<id>[UW][A-Z0-9]+)(?:\|(?P<label>[^>]*))?>")
 _SPECIAL = re.compile(
     r"<(?P<kind>[#!])(?P<id>[^|>]+)(?:\|(?P<label>[^>]*))?>|<(?P<url>[^@#!][^|>]*)(?:\|(?P<text>[^>]*))?>"
 )
+# Mentions chained at the start of a sentence: "<@A>, <@B> and " before the asked one.
+_ADDRESS_CHAIN = re.compile(
+    r"\s*(?:(?:hey|hi|hello)\W*)?(?:<@[UW][A-Z0-9]+>\s*(?:,|and|&|\+)?\s*)+", re.IGNORECASE
+)
 _TS = re.compile(r"^\d{9,11}\.\d{1,6}$")
 _CLAUSE_BREAK = re.compile(r"[.!?;\n]")
 _NEGATION = re.compile(r"\b(?:not|never|almost|nearly|no)\b|n't\b", re.IGNORECASE)
@@ -207,7 +211,11 @@ class Mapper:
         mentions = [f"<@{uid}>" for uid in _mentioned(text)]
         doer = extract_doer(text, mentions, team_aliases=self.policy.team_aliases)
         tokens = [t for t in (doer.owner, *doer.also_asked) if t]
-        return [m["id"] for t in tokens if (m := _USER_MENTION.fullmatch(t))], doer.team
+        if doer.owner is not None:
+            tokens = [*_addressed_with(text, doer.owner), *tokens]
+        return list(
+            dict.fromkeys(m["id"] for t in tokens if (m := _USER_MENTION.fullmatch(t)))
+        ), doer.team
 
     def _status(
         self, message: Json, requester: str, owners: Sequence[str], replies: Sequence[ReplyFact]
@@ -316,6 +324,18 @@ def _required(message: Json) -> tuple[str, str, str]:
     if text is not None and not isinstance(text, str):
         raise MappingError("the message text is not a string")
     return ts, user, text or ""
+
+
+def _addressed_with(text: str, owner: str) -> list[str]:
+    """Mentions addressed together with the owner: "<@A> and <@B> can you both…".
+
+    `extract_doer` picks the mention right before the ask; the ones chained to it
+    at the start of the sentence are asked just as much.
+    """
+    position = text.find(owner)
+    clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, position)), default=0)
+    chain = _ADDRESS_CHAIN.fullmatch(text[clause_start:position])
+    return [m.group() for m in _USER_MENTION.finditer(chain.group())] if chain else []
 
 
 def _text(message: Json) -> str:
