@@ -256,13 +256,13 @@ def evaluate(
     mark = store.watermark()
     print_ = fingerprint(rules, policy)
     full = full or mark is None or mark.get("fingerprint") != print_
-    high_water = store.latest_change()
+    high_water = store.latest_revision()
     result = EvaluationResult(full=full)
     if full:
         views = store.load_all()
         evaluated_ids = {view.id for view in views} | store.ids_with_open_violations()
     else:
-        changed = store.changed_between(mark.get("changed_at") if mark else None, high_water)
+        changed = store.changed_between(int(mark.get("revision") or 0) if mark else 0, high_water)
         due = store.came_due(now) - changed
         dependents = store.dependents_of(changed) - changed - due
         result.changed, result.came_due, result.dependents = len(changed), len(due), len(dependents)

@@ -155,9 +155,8 @@ class Stale(RuleKind):
         last = last_activity(task)
         if last is None or ctx.now - last < timedelta(days=params.days):
             return None
-        return (
-            f"in progress with no activity for {(ctx.now - last).days} days (since {last.date()})"
-        )
+        # Worded without a running count, so the message is stable between checks.
+        return f"in progress with no activity for over {params.days} days (last on {last.date()})"
 
     def next_check(self, task: TaskView, params: Any, ctx: EvalContext) -> datetime | None:
         last = last_activity(task)
@@ -184,12 +183,9 @@ class DueSoon(RuleKind):
     def check(self, task: TaskView, params: Any, ctx: EvalContext) -> str | None:
         if task.due is None:
             return None
-        left = (task.due - ctx.today).days
-        if left > params.days:
+        if (task.due - ctx.today).days > params.days:
             return None
-        if left < 0:
-            return f"not started and {-left} days overdue (due {task.due})"
-        return f"due in {left} days ({task.due}) and not started"
+        return f"due {task.due} and not started"
 
     def next_check(self, task: TaskView, params: Any, ctx: EvalContext) -> datetime | None:
         if task.due is None:
@@ -253,7 +249,7 @@ def _blocker_problem(
         and last
         and ctx.now - last >= timedelta(days=params.stale_days)
     ):
-        return f"is stale (no activity for {(ctx.now - last).days} days)"
+        return f"is stale (no activity since {last.date()})"
     if blocker.due and blocked.due and blocker.due > blocked.due:
         return f"is due {blocker.due}, after this task's due date {blocked.due}"
     return None

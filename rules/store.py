@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, func, select, update
 
-from syncd.ledger.models import Base, TaskLink, TaskRow, Violation
+from syncd.ledger.models import Base, LedgerRevision, TaskLink, TaskRow, Violation
 from syncd.ledger.repository import Ledger
 from syncd.rules.view import TaskView
 
@@ -63,23 +63,20 @@ class RuleStore:
     def watermark(self) -> dict[str, Any] | None:
         return self.ledger.cursor(*WATERMARK)
 
-    def save_watermark(self, changed_at: datetime | None, fingerprint: str, now: datetime) -> None:
+    def save_watermark(self, revision: int, fingerprint: str, now: datetime) -> None:
         value = {
-            "changed_at": changed_at.isoformat() if changed_at else None,
+            "revision": revision,
             "fingerprint": fingerprint,
         }
         self.ledger.save_cursor(*WATERMARK, value, now)
 
-    def latest_change(self) -> datetime | None:
+    def latest_revision(self) -> int:
         with self.ledger.sessions() as session:
-            return session.scalar(select(func.max(TaskRow.changed_at)))
+            return int(session.scalar(select(LedgerRevision.value)) or 0)
 
-    def changed_between(self, after: str | None, until: datetime | None) -> set[int]:
-        query = select(TaskRow.id)
-        if after is not None:
-            query = query.where(TaskRow.changed_at > datetime.fromisoformat(after))
-        if until is not None:
-            query = query.where(TaskRow.changed_at <= until)
+    def changed_between(self, after: int, until: int) -> set[int]:
+        """Tasks written after revision `after`, up to and including `until`."""
+        query = select(TaskRow.id).where(TaskRow.revision > after, TaskRow.revision <= until)
         with self.ledger.sessions() as session:
             return set(session.scalars(query))
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     Float,
@@ -99,6 +100,7 @@ class TaskRow(Base):
         Index("ix_tasks_changed_at", "changed_at"),
         Index("ix_tasks_status", "status"),
         Index("ix_tasks_next_check_at", "next_check_at"),
+        Index("ix_tasks_revision", "revision"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -137,6 +139,22 @@ class TaskRow(Base):
     gone_at: Mapped[datetime | None]
     # The next moment a time-based rule (stale, due soon…) can change its verdict.
     next_check_at: Mapped[datetime | None]
+    # The ledger revision of the transaction that last wrote this row (see LedgerRevision).
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LedgerRevision(Base):
+    """One counter, bumped by every transaction that writes tasks.
+
+    Timestamps can tie; revisions cannot, and they follow commit order because the
+    counter's row stays locked until the writing transaction commits. The rules
+    engine evaluates exactly the tasks written since the revision it last saw.
+    """
+
+    __tablename__ = "ledger_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 class RawPayload(Base):

@@ -1,8 +1,8 @@
-"""rule schedule and violation kind
+"""rule schedule, revisions, violation kind
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-25 05:05:57.062047
+Create Date: 2026-11-25 05:36:04.598065
 """
 
 from __future__ import annotations
@@ -21,13 +21,25 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "ledger_revision",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_revision")),
+    )
+    op.execute("INSERT INTO ledger_revision (id, value) VALUES (1, 0)")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
                 "next_check_at", syncd.ledger.models.UTCDateTime(timezone=True), nullable=True
             )
         )
+        # Rows written before revisions existed count as revision 0.
+        batch_op.add_column(
+            sa.Column("revision", sa.BigInteger(), nullable=False, server_default="0")
+        )
         batch_op.create_index("ix_tasks_next_check_at", ["next_check_at"], unique=False)
+        batch_op.create_index("ix_tasks_revision", ["revision"], unique=False)
 
     with op.batch_alter_table("violations", schema=None) as batch_op:
         # Existing violations predate the column: an empty kind until re-evaluated.
@@ -41,5 +53,9 @@ def downgrade() -> None:
         batch_op.drop_column("kind")
 
     with op.batch_alter_table("tasks", schema=None) as batch_op:
+        batch_op.drop_index("ix_tasks_revision")
         batch_op.drop_index("ix_tasks_next_check_at")
+        batch_op.drop_column("revision")
         batch_op.drop_column("next_check_at")
+
+    op.drop_table("ledger_revision")
