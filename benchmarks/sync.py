@@ -2,6 +2,7 @@
 
     python benchmarks/sync.py [--github 20000] [--jira 20000] [--sources gh,ops]
     python benchmarks/sync.py --sources mail --emails 20000
+    python benchmarks/sync.py --sources chat --slack 20000
 
 
 Each phase runs `syncd reconcile` in a subprocess (so its peak RSS is its own)
@@ -42,6 +43,10 @@ JIRA_TOKEN = "sandbox-jira-token"
 REPO = "example-org/big-0"
 GITHUB_PAGE = 100
 JIRA_PAGE = 100
+SLACK_TOKEN = "xoxb-sandbox"
+SLACK_CHANNELS = ("C0000BIG1", "C0000BIG2")  # generate_world's two channels
+SLACK_PAGE = 200
+SERVICES = {"gh": "github", "ops": "jira", "chat": "slack"}
 
 
 @dataclass
@@ -66,6 +71,13 @@ def write_config(directory: Path, sandbox: Sandbox, sources: list[str]) -> Path:
             f'email = "bot@acme.example"\ntoken = "{JIRA_TOKEN}"\n'
             f'jql = "project in (OPS, DEV)"\npage_size = {JIRA_PAGE}\n'
         )
+    if "chat" in sources:
+        # lookback_every = 0s: every incremental run also re-reads the look-back window.
+        parts.append(
+            f'[sources.chat]\nkind = "slack"\nbase_url = "{sandbox.urls["slack"]}"\n'
+            f'token = "{SLACK_TOKEN}"\nchannels = {json.dumps(list(SLACK_CHANNELS))}\n'
+            f'page_size = {SLACK_PAGE}\nlookback_every = "0s"\n'
+        )
     path = directory / "syncd.toml"
     path.write_text("\n".join(parts))
     return path
@@ -87,7 +99,7 @@ def run_phase(name: str, config: Path, sandbox: Sandbox) -> Phase:
     if returncode not in (0, 1):
         raise SystemExit(f"{name}: reconcile failed ({returncode}):\n{stderr}")
     report = json.loads(stdout)
-    requests = {service: sandbox.request_log.counts(service) for service in ("github", "jira")}
+    requests = {service: sandbox.request_log.counts(service) for service in SERVICES.values()}
     return Phase(name, seconds, usage.ru_maxrss / 1024, report, requests)  # KiB on Linux
 
 
@@ -117,17 +129,44 @@ def change_share(world: World, share: float, seed: int = 5) -> tuple[int, int]:
     return len(gh_changed), len(jira_changed)
 
 
+def slack_minimum(world: World, since: float | None = None) -> int:
+    """History pages for the messages each channel must return, plus auth.test and users.list."""
+    with world.lock:
+        counts = [
+            sum(1 for ts in world.channels[c].top_ts if since is None or float(ts) > since)
+            for c in SLACK_CHANNELS
+        ]
+    return sum(max(1, math.ceil(n / SLACK_PAGE)) for n in counts) + 2
+
+
+def change_slack(world: World, share: float, seed: int = 7) -> int:
+    """`share` of the messages changed: half new requests, half done reactions on recent ones."""
+    rng = random.Random(seed)
+    total = sum(len(world.channels[c].top_ts) for c in SLACK_CHANNELS)
+    changes = int(total * share)
+    with world.lock:
+        window = world.now.timestamp() - 14 * 86400
+        recent = [(c, ts) for c in SLACK_CHANNELS for ts in world.channels[c].top_ts
+                  if float(ts) > window]  # fmt: skip
+    for channel, ts in rng.sample(recent, min(len(recent), changes // 2)):
+        world.add_slack_reaction(channel, ts, "white_check_mark", user="p001")
+    for n in range(changes - changes // 2):
+        world.add_slack_message(SLACK_CHANNELS[n % 2], f"Please check the backup job ({n})",
+                                user="p002")  # fmt: skip
+    return changes
+
+
 def print_phase(phase: Phase, minimums: dict[str, int], first: Phase | None) -> None:
     print(
         f"\n== {phase.name}: {phase.seconds:.1f}s wall, peak RSS {phase.peak_rss_mb:.0f} MB (target <= 300)"
     )
     for source, stats in phase.report["sources"].items():
-        service = "github" if source == "gh" else "jira"
+        service = SERVICES[source]
         made = sum(phase.requests[service].values())
         per_item = sum(
             n for route, n in phase.requests[service].items()
             if ("/comments" in route and "{number}" in route)
-            or "sub_issues" in route or "blocked_by" in route
+            or "sub_issues" in route or "blocked_by" in route or "replies" in route
         )  # fmt: skip
         minimum = minimums[source]
         items = stats["fetched"]
@@ -156,8 +195,9 @@ def main() -> None:
     )
     parser.add_argument("--github", type=int, default=20_000)
     parser.add_argument("--jira", type=int, default=20_000)
-    parser.add_argument("--sources", default="gh,ops", help="comma-separated: gh, ops, mail")
+    parser.add_argument("--sources", default="gh,ops", help="comma-separated: gh, ops, chat, mail")
     parser.add_argument("--emails", type=int, default=20_000)
+    parser.add_argument("--slack", type=int, default=20_000)
     parser.add_argument("--email-phase", help=argparse.SUPPRESS)  # internal: one mail reconcile
     args = parser.parse_args()
     if args.email_phase:
@@ -171,29 +211,43 @@ def main() -> None:
 
     started = time.perf_counter()
     document = generate_world(
-        github_issues=args.github, jira_issues=args.jira, slack_messages=0, seed=1
+        github_issues=args.github,
+        jira_issues=args.jira,
+        slack_messages=args.slack if "chat" in sources else 0,
+        seed=1,
     )
-    document["tokens"] = {"github": GITHUB_TOKEN, "jira": JIRA_TOKEN}
+    document["tokens"] = {"github": GITHUB_TOKEN, "jira": JIRA_TOKEN, "slack": SLACK_TOKEN}
     world = World.from_dict(document)
     print(
-        f"world: {args.github:,} GitHub items, {args.jira:,} Jira issues "
+        f"world: {args.github:,} GitHub items, {args.jira:,} Jira issues, "
+        f"{args.slack if 'chat' in sources else 0:,} Slack messages "
         f"(generated in {time.perf_counter() - started:.1f}s)"
     )
     with tempfile.TemporaryDirectory() as tmp, Sandbox(world) as sandbox:
         config = write_config(Path(tmp), sandbox, sources)
         first = run_phase("first sync", config, sandbox)
-        print_phase(
-            first, {"gh": github_minimum(args.github), "ops": jira_minimum(args.jira)}, None
-        )
+        minimums = {"gh": github_minimum(args.github), "ops": jira_minimum(args.jira)}
+        print_phase(first, {**minimums, "chat": slack_minimum(world)}, None)
+        window_start = time.time() - 14 * 86400  # the look-back window the next run re-reads
         gh_changed, jira_changed = change_share(world, 0.01)
+        slack_changed = change_slack(world, 0.01) if "chat" in sources else 0
+        print(f"slack: {slack_changed:,} messages changed (new or reacted to)")
         second = run_phase(
             f"incremental ({gh_changed:,} + {jira_changed:,} changed)", config, sandbox
         )
         # Each edit is also one event in the repo-wide events listing: those pages count too.
         gh_minimum = github_minimum(gh_changed) + max(0, math.ceil(gh_changed / 100) - 1)
-        print_phase(second, {"gh": gh_minimum, "ops": jira_minimum(jira_changed)}, first)
+        print_phase(
+            second,
+            {"gh": gh_minimum, "ops": jira_minimum(jira_changed),
+             "chat": slack_minimum(world, since=window_start)},
+            first,
+        )  # fmt: skip
         quiet = run_phase("poll with nothing changed", config, sandbox)
-        print_phase(quiet, {"gh": 1, "ops": 1}, first)
+        # A quiet Slack poll still re-reads the look-back window (lookback_every = 0s here).
+        print_phase(
+            quiet, {"gh": 1, "ops": 1, "chat": slack_minimum(world, since=window_start)}, first
+        )
 
 
 # --------------------------------------------------------------------------- email
