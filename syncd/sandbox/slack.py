@@ -26,7 +26,7 @@ from syncd.sandbox.world import Json, SlackChannel, SlackMessage, SlackUser, Wor
 TIER_LIMITS = {1: 1, 2: 20, 3: 50, 4: 100}
 METHOD_TIERS = {"auth.test": 4, "conversations.history": 3, "conversations.replies": 3,
                 "users.list": 2, "users.info": 4, "reactions.get": 3, "chat.getPermalink": 4,
-                "chat.postMessage": 4, "chat.update": 3}
+                "chat.postMessage": 4, "chat.update": 3, "conversations.open": 3}
 SCOPES = "channels:history,channels:read,chat:write,reactions:read,users:read,users:read.email"
 
 
@@ -374,11 +374,29 @@ async def update_message(sim: SlackSim, params: Json) -> Json:
             "message": sim.render.message(message, metadata=True)}
 
 
+async def conversations_open(sim: SlackSim, params: Json) -> Json:
+    """A direct message channel with one user, created on first open (``D`` + user id)."""
+    users = [u.strip() for u in str(params.get("users") or "").split(",") if u.strip()]
+    if not users:
+        raise SlackError("users_list_not_supplied")
+    if len(users) > 1:
+        raise SlackError("not_implemented")  # group DMs are not simulated
+    user = sim.world.slack_users.get(sim.world.slack_user_id(users[0]))
+    if user is None or user.deleted:
+        raise SlackError("user_not_found" if user is None else "user_disabled")
+    dm_id = "D" + user.id.removeprefix("U")
+    existed = dm_id in sim.world.channels
+    if not existed:
+        sim.world.channels[dm_id] = SlackChannel(id=dm_id, name=user.id)
+    return {"no_op": existed, "already_open": existed, "channel": {"id": dm_id}}
+
+
 METHODS: dict[str, Method] = {
     "auth.test": auth_test, "conversations.history": history,
     "conversations.replies": replies, "users.list": users_list, "users.info": users_info,
     "reactions.get": reactions_get, "chat.getPermalink": permalink,
     "chat.postMessage": post_message, "chat.update": update_message,
+    "conversations.open": conversations_open,
 }
 
 
