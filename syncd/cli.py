@@ -23,16 +23,17 @@ from syncd.ledger.db import LedgerError, create_ledger_engine, head_revision, up
 from syncd.ledger.repository import Ledger, task_to_dict
 from syncd.logs import LogFormat, configure_logging
 from syncd.model import Status
-from syncd.people import PeopleDirectory
+from syncd.reconcile import ReconcileReport
+from syncd.reconcile import reconcile as reconcile_all
 from syncd.rules.engine import (
     CompiledRule,
     EvaluationResult,
     RuleConfigError,
     compile_rules,
-    evaluate,
     evaluation_context,
 )
-from syncd.sync import SourceSummary, pull_all
+from syncd.sync import SourceSummary
+from syncd.writer.registry import writer_registry
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -187,17 +188,28 @@ def _open_ledger(settings: Settings) -> Ledger:
 def reconcile(
     config: ConfigOption = None,
     source: SourceOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Pull and evaluate, then print the follow-ups that would be sent; send nothing.",
+        ),
+    ] = False,
     output_format: FormatOption = "table",
 ) -> None:
-    """Pull every configured source into the ledger and report what changed.
+    """Pull every source, check the rules, and follow up where the work lives.
 
     Each source is pulled incrementally from where its last run stopped. One
     failing source does not stop the others; its tasks stay as they were, the
-    failure is printed, and the exit code is 1.
+    failure is printed, and the exit code is 1. Rules are then evaluated on what
+    changed, and follow-ups that are due are posted once each (a comment, a
+    message, an email reply).
 
     Examples:
 
       syncd reconcile -c syncd.toml
+
+      syncd reconcile -c syncd.toml --dry-run
 
       syncd reconcile -c syncd.toml --source gh --format json
     """
@@ -207,28 +219,26 @@ def reconcile(
     rules = _compiled_rules(settings, config)
     ledger = _open_ledger(settings)
     try:
-        summaries, people = _pull_with_progress(settings, ledger, names)
-        evaluation = evaluate(ledger, rules, settings.policy, SystemClock().now())
+        report = run_reconcile(settings, ledger, names, rules, dry_run=dry_run)
     finally:
         ledger.close()
-    report = {
-        "sources": {name: summary.as_json() for name, summary in summaries.items()},
-        "rules": {rule_id: counts.as_json() for rule_id, counts in evaluation.rules.items()},
-        "evaluated": evaluation.evaluated,
-        "unmapped_identities": sorted(people.unmapped),
-    }
     if output_format == "json":
-        console.print_json(data=report)
+        console.print_json(data=report.as_json())
     else:
-        _print_reconcile_table(summaries, sorted(people.unmapped))
-        _print_rule_counts(evaluation)
-    if any(summary.failed for summary in summaries.values()):
+        print_reconcile_report(report)
+    if report.failed:
         raise typer.Exit(EXIT_FAILURE)
 
 
-def _pull_with_progress(
-    settings: Settings, ledger: Ledger, names: list[str]
-) -> tuple[dict[str, SourceSummary], PeopleDirectory]:
+def run_reconcile(
+    settings: Settings,
+    ledger: Ledger,
+    names: list[str],
+    rules: list[CompiledRule],
+    *,
+    dry_run: bool = False,
+) -> ReconcileReport:
+    """Reconcile with a progress display on a terminal."""
     progress = Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -247,10 +257,49 @@ def _pull_with_progress(
         state = "[red]failed[/]" if summary.failed else "[green]done[/]"
         progress.update(rows[name], description=f"{name} {state}", fetched=summary.fetched)
 
-    with progress:
-        return pull_all(
-            settings, ledger, names, SystemClock(), on_page=on_page, on_source_done=on_done
+    with progress, writer_registry(settings) as writer_for:
+        return reconcile_all(
+            settings,
+            ledger,
+            names,
+            rules,
+            SystemClock(),
+            writer_for=writer_for,
+            dry_run=dry_run,
+            on_page=on_page,
+            on_source_done=on_done,
         )
+
+
+def print_reconcile_report(report: ReconcileReport) -> None:
+    _print_reconcile_table(report.sources, report.unmapped)
+    _print_rule_counts(report.evaluation)
+    _print_followups(report)
+
+
+def _print_followups(report: ReconcileReport) -> None:
+    if report.dry_run:
+        if not report.planned:
+            console.print("Dry run: no follow-up is due.")
+            return
+        table = Table(
+            title=f"Dry run: {len(report.planned)} follow-ups would be sent", title_justify="left"
+        )
+        for column in ("rule", "task", "where", "to", "what"):
+            table.add_column(column, overflow="fold")
+        for planned in report.planned:
+            d = planned.delivery
+            table.add_row(planned.rule_id, planned.task_key, d.channel, d.recipient or "—", d.body)
+        console.print(table)
+        return
+    delivery = report.delivery
+    console.print(
+        f"Follow-ups: {len(report.planned)} due, {report.enqueued} new, "
+        f"{delivery.sent} sent, {delivery.already_delivered} found already delivered, "
+        f"{delivery.failed} failed, {delivery.unconfirmed} unconfirmed, {report.skipped} skipped"
+    )
+    for error in delivery.errors:
+        errors.print(f"[yellow]follow-up failed:[/] {error}", highlight=False)
 
 
 def _print_reconcile_table(summaries: dict[str, SourceSummary], unmapped: list[str]) -> None:
@@ -301,6 +350,34 @@ def _print_rule_counts(evaluation: EvaluationResult) -> None:
     for rule_id, counts in evaluation.rules.items():
         table.add_row(rule_id, str(counts.open), str(counts.new), str(counts.resolved))
     console.print(table)
+
+
+# --- demo ----------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path,
+        typer.Option("--dir", help="Where the demo writes its config, ledger, mail and report."),
+    ] = Path("syncd-demo"),
+    keep_running: Annotated[
+        bool,
+        typer.Option("--keep-running", help="Keep the sandbox up afterwards, for more commands."),
+    ] = False,
+) -> None:
+    """The whole loop on built-in sandbox sources: no network, no credentials.
+
+    Serves GitHub, Jira and Slack simulators on loopback with a small IT team's
+    story, reads the client's mail from a local Maildir, sends follow-up mail to
+    an in-process SMTP server, and runs a real reconcile through the real client
+    libraries: pull, rules, follow-ups, then an audit summary and an HTML report.
+    """
+    from syncd.demo.run import run_demo
+
+    report = run_demo(directory, console, keep_running=keep_running)
+    if report.failed:
+        raise typer.Exit(EXIT_FAILURE)
 
 
 # --- rules ---------------------------------------------------------------------------
@@ -425,3 +502,64 @@ def sandbox(
         serve(world)
     except WorldError as exc:
         fail_usage(f"{world}: {exc}")
+
+
+# --- audit ---------------------------------------------------------------------------
+
+
+@app.command()
+def audit(
+    config: ConfigOption = None,
+    report: Annotated[
+        str,
+        typer.Option(
+            "--report",
+            "-r",
+            help="ownerless (default: tasks without exactly one owner), violations"
+            " (open rule violations) or compliance (share of tasks that comply, trend).",
+        ),
+    ] = "ownerless",
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table, json, csv, md or html.")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+    ] = None,
+) -> None:
+    """Report on the ledger as it is now: ownerless tasks, open violations, compliance.
+
+    Reads only (run `syncd reconcile` first to pull and evaluate). `--format html`
+    is one self-contained page that works offline.
+
+    Examples:
+
+      syncd audit -c syncd.toml
+
+      syncd audit -c syncd.toml --report compliance --format html -o audit.html
+    """
+    from syncd.reports import FORMATS, REPORTS, build_report, render, render_table
+
+    output_format = _check_format(output_format, FORMATS)
+    if report not in REPORTS:
+        fail_usage(f"--report must be one of {', '.join(REPORTS)}, not {report!r}")
+    settings = load_settings(config)
+    rules = _compiled_rules(settings, config)
+    ledger = _open_ledger(settings)
+    try:
+        data = build_report(
+            ledger, report, rules=rules, policy=settings.policy, now=SystemClock().now()
+        )
+    finally:
+        ledger.close()
+    if output is None and output_format == "table":
+        render_table(data, console)
+        return
+    text = render(data, output_format)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
+    errors.print(f"wrote {output}", highlight=False)

@@ -111,6 +111,12 @@ class PolicySettings(Strict):
     team_aliases: list[str] = ["team", "devops", "ops", "support"]
     timezone: str = "UTC"
     date_order: Literal["MDY", "DMY", "YMD"] = "MDY"
+    # Noise control: a task carrying this label is never nudged; `pause_followups`
+    # stops every nudge (violations are still tracked).
+    snooze_label: str = "syncd:snooze"
+    pause_followups: bool = False
+    # Tasks (by key) exempt from follow-ups.
+    exempt: list[str] = []
 
 
 class FollowupSettings(Strict):

@@ -1,0 +1,111 @@
+"""Run the demo: the whole loop, printed for a newcomer."""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import threading
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from syncd.config import load_config
+from syncd.demo import STORY, DemoEnvironment, reset
+from syncd.ledger.repository import Ledger
+from syncd.reconcile import ReconcileReport
+from syncd.rules.engine import compile_rules
+
+
+def run_demo(directory: Path, console: Console, *, keep_running: bool = False) -> ReconcileReport:
+    from syncd.cli import print_reconcile_report, run_reconcile
+
+    console.print(STORY)
+    reset(directory)
+    with DemoEnvironment(directory) as demo:
+        console.print(f"Sandbox on loopback: {demo.sandbox.urls}")
+        console.print(f"Config written to [bold]{demo.config_path}[/]\n")
+        settings = load_config(demo.config_path)
+        rules = compile_rules(settings.rules)
+        ledger = Ledger.open(settings.ledger.url)
+        try:
+            report = run_reconcile(settings, ledger, list(settings.sources), rules)
+            print_reconcile_report(report)
+            _print_ownerless(ledger, console)
+            _print_posted(demo, console)
+            report_path = _write_html(ledger, settings, directory, console)
+        finally:
+            ledger.close()
+        _print_next_steps(demo.config_path, report_path, console)
+        if keep_running:
+            console.print(
+                "\nThe sandbox keeps running for `syncd reconcile`; press Ctrl-C to stop."
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+    return report
+
+
+def _print_ownerless(ledger: Ledger, console: Console) -> None:
+    from syncd.reports.build import build_report  # the audit's own report
+
+    report = build_report(ledger, "ownerless")
+    tasks = report.get("tasks", [])
+    table = Table(title=f"Ownerless tasks ({len(tasks)})", title_justify="left")
+    for column in ("task", "source", "owners", "suggested owner"):
+        table.add_column(column, overflow="fold")
+    for task in tasks:
+        suggestion = task.get("suggested_owner") or {}
+        table.add_row(
+            f"{task['key']}: {task['title']}",
+            task["source"],
+            ", ".join(task["owners"]) or "none",
+            f"{suggestion.get('person') or '—'} ({suggestion.get('reason') or 'no signal'})"
+            if suggestion
+            else "—",
+        )
+    console.print(table)
+
+
+def _print_posted(demo: DemoEnvironment, console: Console) -> None:
+    writes = [
+        w for w in demo.sandbox.writes.list() if "comment" in w.kind or "postMessage" in w.kind
+    ]
+    table = Table(
+        title=f"Follow-ups posted ({len(writes) + len(demo.mail.messages)})", title_justify="left"
+    )
+    for column in ("where", "target", "message"):
+        table.add_column(column, overflow="fold")
+    for write in writes:
+        text = str(write.payload.get("body") or write.payload.get("text") or "")
+        table.add_row(f"{write.service} {write.kind}", write.target, text.split("<!--")[0].strip())
+    for _, recipients, content in demo.mail.messages:
+        message = email.message_from_bytes(content, policy=email.policy.default)
+        body = message.get_body(preferencelist=("plain",))
+        text = body.get_content().strip() if body is not None else ""
+        table.add_row("email (SMTP)", ", ".join(recipients), f"{message['Subject']}: {text}")
+    console.print(table)
+
+
+def _write_html(ledger: Ledger, settings: object, directory: Path, console: Console) -> Path:
+    from syncd.reports.build import build_report
+    from syncd.reports.render import render
+
+    path = directory / "report.html"
+    path.write_text(render(build_report(ledger, "violations"), "html"))
+    console.print(
+        f"\nHTML report written to [bold]{path}[/] (open it in a browser; it works offline)"
+    )
+    return path
+
+
+def _print_next_steps(config: Path, report: Path, console: Console) -> None:
+    console.print(
+        "\n[bold]Try next[/] (the ledger stays in the demo directory):\n"
+        f"  syncd audit -c {config} --report ownerless\n"
+        f"  syncd audit -c {config} --report compliance --format html -o {report.parent / 'compliance.html'}\n"
+        f"  syncd tasks -c {config} --format json\n"
+        f"  syncd rules check -c {config}\n"
+        f"  syncd demo --keep-running   # then, in another terminal: syncd reconcile -c {config} --dry-run"
+    )

@@ -1,0 +1,236 @@
+"""Plan follow-ups from open violations: who to tell, where, what, and when.
+
+A follow-up's idempotency key is (rule, task, violation episode, cooldown
+window): the same window never yields a second nudge, a new episode (the task
+broke the rule again after it was resolved) starts over, and after `max` nudges
+the lead named in `escalate_to` is told once instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import select
+
+from syncd.config import FollowupSettings, Settings
+from syncd.ledger.models import TaskRow, Violation
+from syncd.ledger.repository import Ledger
+from syncd.people import PeopleDirectory
+from syncd.rules.engine import CompiledRule
+from syncd.rules.kinds import is_team
+from syncd.writer.base import Delivery
+
+CHANNEL_OF_KIND = {
+    "github": "github",
+    "jira": "jira",
+    "slack": "slack",
+    "imap": "email",
+    "maildir": "email",
+}
+HANDLE_OF_CHANNEL = {"github": "github", "jira": "jira", "slack": "slack", "email": "email"}
+
+DEFAULT_TEMPLATES = {
+    "single_owner": "{{ task.key }} needs exactly one owner: {{ violation.message }}. "
+    "Could you name the one person who owns it?",
+    "due_date": "{{ task.key }} has no due date. When will it be done?",
+    "priority": "{{ task.key }} has no priority. Is it high, medium or low?",
+    "context": "{{ task.key }} is missing context: {{ violation.message }}. "
+    "Please add what done looks like.",
+    "dependency_risk": "{{ task.key }} is at risk: {{ violation.message }}.",
+    "stale": "{{ task.key }} has had no activity lately ({{ violation.message }}). "
+    "What is the status?",
+    "verify_before_close": "{{ task.key }} was closed as done but not verified. "
+    "Could you confirm it meets its acceptance criteria?",
+    "due_soon": "{{ task.key }} is {{ violation.message }}. Can it start today?",
+    "custom": "{{ task.key }}: {{ violation.message }}.",
+}
+ESCALATION = (
+    "{{ task.key }} still breaks rule {{ rule.id }} after {{ nudges }} nudges "
+    "to {{ recipient_name }}: {{ violation.message }}."
+)
+
+_templates = SandboxedEnvironment(autoescape=False)
+
+
+@dataclass
+class PlannedFollowup:
+    delivery: Delivery
+    rule_id: str
+    task_id: int
+    violation_id: int
+    not_before: datetime | None = None
+    task_key: str = ""
+    escalation: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        d = self.delivery
+        return {
+            "rule": self.rule_id,
+            "task": self.task_key,
+            "channel": d.channel,
+            "where": d.target,
+            "to": d.recipient,
+            "what": d.body,
+            "escalation": self.escalation,
+            "idempotency_key": d.idempotency_key,
+        }
+
+
+@dataclass
+class PlanResult:
+    planned: list[PlannedFollowup] = field(default_factory=list)
+    skipped: int = 0
+
+
+def plan_followups(
+    ledger: Ledger,
+    rules: list[CompiledRule],
+    settings: Settings,
+    people: PeopleDirectory,
+    now: datetime,
+) -> PlanResult:
+    """Every follow-up due now for the open violations of rules that ask for one."""
+    result = PlanResult()
+    if settings.policy.pause_followups:
+        return result
+    for rule in rules:
+        if rule.followup is None:
+            continue
+        for violation, task in _open_violations(ledger, rule.id):
+            planned = _plan_one(rule, rule.followup, violation, task, settings, people, now)
+            if planned is None:
+                result.skipped += 1
+            else:
+                result.planned.append(planned)
+    return result
+
+
+def _open_violations(ledger: Ledger, rule_id: str) -> list[tuple[Violation, TaskRow]]:
+    query = (
+        select(Violation, TaskRow)
+        .join(TaskRow, TaskRow.id == Violation.task_id)
+        .where(
+            Violation.rule_id == rule_id, Violation.resolved_at.is_(None), TaskRow.gone_at.is_(None)
+        )
+        .order_by(Violation.id)
+    )
+    with ledger.sessions() as session:
+        return [(v, t) for v, t in session.execute(query)]
+
+
+def _plan_one(
+    rule: CompiledRule,
+    followup: FollowupSettings,
+    violation: Violation,
+    task: TaskRow,
+    settings: Settings,
+    people: PeopleDirectory,
+    now: datetime,
+) -> PlannedFollowup | None:
+    policy = settings.policy
+    if (
+        policy.snooze_label.lower() in (label.lower() for label in task.labels)
+        or task.key in policy.exempt
+    ):
+        return None
+    window = int((now - violation.first_seen) / followup.every)
+    escalation = followup.max is not None and window >= followup.max
+    if escalation and not followup.escalate_to:
+        return None  # the cap is reached and nobody to escalate to
+    recipient = followup.escalate_to if escalation else _recipient(rule, task, settings)
+    channel = _channel(followup, task, settings)
+    if channel is None or recipient is None:
+        return None
+    episode = f"{rule.id}:{task.id}:{violation.id}"
+    key = f"{episode}:escalation" if escalation else f"{episode}:{window}"
+    body = _render(rule, followup, violation, task, recipient, people, escalation, window)
+    delivery = Delivery(
+        idempotency_key=key,
+        channel=channel,
+        target=_target(channel, task, recipient, people, settings),
+        recipient=recipient,
+        mention=people.handle_of(recipient, HANDLE_OF_CHANNEL[channel]),
+        body=body,
+    )
+    return PlannedFollowup(
+        delivery, rule.id, task.id, violation.id, task_key=task.key, escalation=escalation
+    )
+
+
+def _recipient(rule: CompiledRule, task: TaskRow, settings: Settings) -> str | None:
+    """The owner; the reporter when there is no single person to ask or to verify."""
+    aliases = frozenset(a.lower() for a in settings.policy.team_aliases)
+    people = [o for o in task.owners if not is_team(o, aliases)]
+    if rule.kind.name == "verify_before_close":
+        return task.reporter or (people[0] if people else None)
+    if len(people) == 1 and len(task.owners) == 1:
+        return people[0]
+    return task.reporter
+
+
+def _channel(followup: FollowupSettings, task: TaskRow, settings: Settings) -> str | None:
+    if followup.via == "email":
+        return "email" if settings.smtp else None
+    if followup.via == "slack":
+        return "slack" if any(s.kind == "slack" for s in settings.sources.values()) else None
+    source = settings.sources.get(task.source)
+    channel = CHANNEL_OF_KIND.get(source.kind) if source else None
+    if channel == "email" and settings.smtp is None:
+        return None
+    return channel
+
+
+def _target(
+    channel: str, task: TaskRow, recipient: str, people: PeopleDirectory, settings: Settings
+) -> dict[str, Any]:
+    if channel == "github":
+        repo, _, number = task.key.rpartition("#")
+        return {"source": task.source, "repo": repo, "number": int(number)}
+    if channel == "jira":
+        return {"source": task.source, "key": task.key}
+    if channel == "slack":
+        source_kind = settings.sources[task.source].kind if task.source in settings.sources else ""
+        if source_kind == "slack":
+            channel_id, _, ts = task.key.partition("/")
+            return {"source": task.source, "channel": channel_id, "thread_ts": ts}
+        slack_source = next(n for n, s in settings.sources.items() if s.kind == "slack")
+        return {"source": slack_source, "user": people.handle_of(recipient, "slack")}
+    address = people.handle_of(recipient, "email")
+    thread = task.key if (settings.sources.get(task.source) and CHANNEL_OF_KIND.get(
+        settings.sources[task.source].kind) == "email") else None  # fmt: skip
+    return {
+        "to": address,
+        "subject": f"Re: {task.title}" if thread else f"[syncd] {task.key}: {task.title}",
+        "in_reply_to": f"<{thread}>" if thread else None,
+        "references": f"<{thread}>" if thread else None,
+    }
+
+
+def _render(
+    rule: CompiledRule,
+    followup: FollowupSettings,
+    violation: Violation,
+    task: TaskRow,
+    recipient: str,
+    people: PeopleDirectory,
+    escalation: bool,
+    window: int,
+) -> str:
+    source = ESCALATION if escalation else (followup.template or DEFAULT_TEMPLATES[rule.kind.name])
+    person = people.get(recipient)
+    return (
+        _templates.from_string(source)
+        .render(
+            task=task,
+            violation=violation,
+            rule={"id": rule.id, "kind": rule.kind.name, "severity": rule.severity},
+            recipient=recipient,
+            recipient_name=(person.name if person and person.name else recipient),
+            nudges=window,
+            people={p.id: {"name": p.name, **p.handles} for p in people},
+        )
+        .strip()
+    )
