@@ -80,7 +80,13 @@ def violations_report(snapshot: Snapshot) -> dict[str, Any]:
     tasks = snapshot.by_id()
     ordered = sorted(
         snapshot.open_violations(),
-        key=lambda v: (SEVERITY_ORDER.get(v.severity, 9), v.first_seen, v.rule, v.task_id),
+        key=lambda v: (
+            SEVERITY_ORDER.get(v.severity, 9),
+            v.first_seen,
+            v.rule,
+            tasks[v.task_id].source,
+            tasks[v.task_id].key,
+        ),
     )
     return {
         "violations": [

@@ -47,11 +47,13 @@ def ownership_problem(view: TaskView, aliases: frozenset[str]) -> Problem | None
             return Problem("team_only", f"no owner (team {view.team} only)")
         return Problem("none", "no owner")
     for other in view.same_work:
-        if other.owners and set(other.owners) != set(view.owners):
+        # A team on the other item names nobody, so it cannot disagree with a person here.
+        people = [owner for owner in other.owners if not is_team(owner, aliases)]
+        if people and set(people) != set(view.owners):
             return Problem(
                 "disagree",
                 f"owners disagree across sources: {view.owners[0]} here, "
-                f"{', '.join(other.owners)} on {other.key}",
+                f"{', '.join(people)} on {other.key}",
             )
     return None
 
@@ -124,7 +126,8 @@ def _from_participants(view: TaskView, problem: Problem, index: OwnerIndex) -> S
         return None
     latest = people[-1]
     if len(people) == 1:
-        return Suggestion(latest, f"{latest} is the only person besides the reporter active on it")
+        besides = " besides the reporter" if view.reporter else ""
+        return Suggestion(latest, f"{latest} is the only person{besides} active on it")
     return Suggestion(
         latest, f"{latest} joined it most recently of the {len(people)} people active on it"
     )

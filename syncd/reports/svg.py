@@ -37,7 +37,7 @@ def line_chart(points: list[tuple[str, int]], *, title: str, width: int = 520) -
     """A line with a soft area under it; x labels are dates (MM-DD), y starts at zero."""
     if not points:
         return _empty(title, width)
-    height, left, right, top, bottom = 200, 36, 12, 14, 28
+    height, left, right, top, bottom = 200, 36, 24, 14, 28
     largest = max(max(value for _, value in points), 1)
     plot_w, plot_h = width - left - right, height - top - bottom
     step = plot_w / max(len(points) - 1, 1)
