@@ -38,6 +38,8 @@ class Expression:
             self._program = cel.compile(source)
         except ValueError as error:
             raise ExpressionError(self._describe(str(error))) from None
+        # Passing only the variables the expression reads keeps each call cheap.
+        self.variables: tuple[str, ...] = tuple(self._program.variables())
 
     def _describe(self, message: str) -> str:
         match = _POSITION.search(message)
@@ -47,7 +49,9 @@ class Expression:
 
     def evaluate(self, context: dict[str, Any]) -> Any:
         try:
-            return self._program.execute(context)
+            return self._program.execute({name: context[name] for name in self.variables})
+        except KeyError as error:
+            raise ExpressionError(self._describe(f"unknown variable {error.args[0]!r}")) from None
         except (RuntimeError, ValueError, TypeError) as error:
             raise ExpressionError(self._describe(str(error))) from None
 

@@ -133,7 +133,8 @@ class RuleStore:
 
     def _views(self, query: Any) -> list[TaskView]:
         with self.ledger.sessions() as session:
-            rows = session.execute(query).all()
+            # Core, not the ORM: plain rows are all a view needs, and much cheaper.
+            rows = session.connection().execute(query).all()
         views = []
         for row in rows:
             views.append(_view(row))
@@ -281,12 +282,21 @@ class RuleStore:
             session.connection().execute(statement, moved)
 
 
+_LISTS = frozenset(("owners", "labels", "blocked_by", "links", "participants"))
+_LIST_POSITIONS = [i for i, name in enumerate(VIEW_FIELDS) if name in _LISTS]
+_DESCRIPTION = VIEW_FIELDS.index("description")
+
+
 def _view(row: Any) -> TaskView:
-    values = {name: getattr(row, name) for name in VIEW_FIELDS}
-    for name in ("owners", "labels", "blocked_by", "links", "participants"):
-        values[name] = list(values[name] or [])
-    values["description"] = values["description"] or ""
-    return TaskView(**values)
+    # Positional: VIEW_COLUMNS are in TaskView's field order (checked at import below).
+    values = list(row[: len(VIEW_FIELDS)])
+    for position in _LIST_POSITIONS:
+        values[position] = values[position] or []
+    values[_DESCRIPTION] = values[_DESCRIPTION] or ""
+    return TaskView(*values)
+
+
+assert tuple(TaskView.__dataclass_fields__)[: len(VIEW_FIELDS)] == VIEW_FIELDS
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:

@@ -60,8 +60,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
-            return datetime.strptime(value, _SQLITE_FORMAT).replace(tzinfo=UTC)
+        if isinstance(value, str):  # our own sortable format, which fromisoformat reads fast
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
         aware: datetime = value.replace(tzinfo=UTC) if value.tzinfo is None else value
         return aware.astimezone(UTC)
 
