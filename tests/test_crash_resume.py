@@ -23,6 +23,7 @@ from syncd.sandbox import Sandbox, World
 
 ROUNDS = 50
 GITHUB_TOKEN = "sandbox-github-token"
+JIRA_TOKEN = "sandbox-jira-token"
 
 
 def crash_world(issue_count: int) -> World:
@@ -31,10 +32,16 @@ def crash_world(issue_count: int) -> World:
          "created_at": f"-{n % 30 + 1}d", "updated_at": f"-{n % 50 + 1}h"}
         for n in range(1, issue_count + 1)
     ]  # fmt: skip
+    jira = [
+        {"key": f"OPS-{n}", "summary": f"Ticket {n}", "status": "To Do", "assignee": "alice",
+         "created": f"-{n % 30 + 1}d", "updated": f"-{n % 50 + 1}h"}
+        for n in range(1, issue_count + 1)
+    ]  # fmt: skip
     return World.from_dict({
-        "tokens": {"github": GITHUB_TOKEN},
+        "tokens": {"github": GITHUB_TOKEN, "jira": JIRA_TOKEN},
         "people": [{"id": "alice", "github": "alice-c"}, {"id": "bob", "github": "bob-o"}],
         "github": {"viewer": "syncd-bot", "repos": [{"full_name": "acme/crash", "issues": issues}]},
+        "jira": {"projects": [{"key": "OPS", "id": "10000", "name": "Operations"}], "issues": jira},
     })  # fmt: skip
 
 
@@ -50,7 +57,9 @@ def write_config(tmp_path: Path, sandbox: Sandbox) -> Path:
         f'[ledger]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\n\n'
         f'[sources.gh]\nkind = "github"\nbase_url = "{sandbox.urls["github"]}"\n'
         f'token = "{GITHUB_TOKEN}"\nrepos = ["acme/crash"]\nper_page = 20\n'
-        'since_overlap = "1s"\n'
+        'since_overlap = "1s"\n\n'
+        f'[sources.ops]\nkind = "jira"\nurl = "{sandbox.urls["jira"]}"\nemail = "bot@acme.example"\n'
+        f'token = "{JIRA_TOKEN}"\njql = "project = OPS"\npage_size = 20\nlookback = "1m"\n'
     )
     return path
 
@@ -59,10 +68,11 @@ def reconcile_command(config: Path) -> list[str]:
     return [sys.executable, "-m", "syncd", "--log-level", "ERROR", "reconcile", "-c", str(config)]
 
 
-def ledger_rows(database: Path) -> list[tuple[str, str, str]]:
+def ledger_rows(database: Path, source: str) -> list[tuple[str, str, str]]:
     with sqlite3.connect(database) as connection:
         return connection.execute(
-            "SELECT external_id, key, title FROM tasks WHERE gone_at IS NULL"
+            "SELECT external_id, key, title FROM tasks WHERE gone_at IS NULL AND source = ?",
+            (source,),
         ).fetchall()
 
 
@@ -74,12 +84,21 @@ def world_rows(world: World) -> list[tuple[str, str, str]]:
         )
 
 
+def jira_rows(world: World) -> list[tuple[str, str, str]]:
+    with world.lock:
+        return sorted((issue.id, issue.key, issue.summary) for issue in world.jira_issues.values())
+
+
 def change_world(world: World, rng: random.Random, round_number: int) -> None:
     numbers = sorted(world.repo("acme/crash").issues)  # type: ignore[union-attr]
     for number in rng.sample(numbers, 8):
         world.edit_gh_issue("acme/crash", number, title=f"Task {number} (round {round_number})")
     if round_number % 5 == 0:
         world.add_gh_issue("acme/crash", f"New in round {round_number}", user="bob")
+    with world.lock:
+        keys = sorted(issue.key for issue in world.jira_issues.values())
+    for key in rng.sample(keys, 8):
+        world.edit_jira_issue(key, summary=f"{key} (round {round_number})")
 
 
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
@@ -104,9 +123,13 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
             reconcile_command(config), env=env, capture_output=True, text=True, timeout=60
         )
         assert finished.returncode == 0, finished.stderr
-        rows = sorted(ledger_rows(database))
-        assert len({key for _, key, _ in rows}) == len(rows), "a task was stored twice"
-        assert rows == world_rows(sandbox.world), f"ledger differs from the world in round {round_number}"
+        for source, expected in (("gh", world_rows), ("ops", jira_rows)):
+            rows = sorted(ledger_rows(database, source))
+            assert len({key for _, key, _ in rows}) == len(rows), (
+                f"a {source} task was stored twice"
+            )
+            assert rows == expected(sandbox.world), (
+                f"{source} differs from the world in round {round_number}"
+            )
     # The test only means something if most rounds really died mid-run.
     assert killed_mid_run >= ROUNDS // 2, killed_mid_run
-

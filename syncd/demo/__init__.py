@@ -10,6 +10,7 @@ reconcile through the real client libraries: pull, rules, follow-ups.
 from __future__ import annotations
 
 import mailbox
+import socket
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -45,7 +46,7 @@ class DemoEnvironment:
         self.world = World.load(WORLD)
         self.sandbox = Sandbox(self.world)
         self.mail = CapturedMail()
-        self.smtp = Controller(self.mail, hostname="127.0.0.1", port=0)
+        self.smtp = Controller(self.mail, hostname="127.0.0.1", port=_free_port())
         self.config_path = directory / "syncd.toml"
 
     def __enter__(self) -> DemoEnvironment:
@@ -62,7 +63,7 @@ class DemoEnvironment:
 
     @property
     def smtp_port(self) -> int:
-        port: int = self.smtp.server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port: int = self.smtp.port
         return port
 
     def config(self) -> str:
@@ -78,6 +79,14 @@ class DemoEnvironment:
             smtp_port=self.smtp_port,
             people=people,
         )
+
+
+def _free_port() -> int:
+    # aiosmtpd's start-up check connects to the configured port, so port 0 will not do.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _person_table(person: Any) -> str:
@@ -199,12 +208,12 @@ days = 2
 """
 
 
-STORY = """\
-[bold]syncd demo[/] — a five-person IT team is migrating client A's infrastructure.
-Work arrives in GitHub (acme-it/client-a-migration), Jira (project MIG), Slack
-(#ops-requests) and the shared support mailbox. syncd pulls it all into one ledger,
-checks the team's policy and follows up where the work lives.
-"""
+STORY = (
+    "[bold]syncd demo[/] — a five-person IT team is migrating client A's infrastructure. "
+    "Work arrives in GitHub (acme-it/client-a-migration), Jira (project MIG), Slack "
+    "(#ops-requests) and the shared support mailbox. syncd pulls it all into one ledger, "
+    "checks the team's policy and follows up where the work lives.\n"
+)
 
 
 def reset(directory: Path) -> None:

@@ -11,11 +11,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from syncd.config import load_config
+from syncd.config import Settings, load_config
 from syncd.demo import STORY, DemoEnvironment, reset
 from syncd.ledger.repository import Ledger
 from syncd.reconcile import ReconcileReport
-from syncd.rules.engine import compile_rules
+from syncd.reports.build import build_report
+from syncd.reports.render import render
+from syncd.rules.engine import CompiledRule, compile_rules
 
 
 def run_demo(directory: Path, console: Console, *, keep_running: bool = False) -> ReconcileReport:
@@ -32,9 +34,9 @@ def run_demo(directory: Path, console: Console, *, keep_running: bool = False) -
         try:
             report = run_reconcile(settings, ledger, list(settings.sources), rules)
             print_reconcile_report(report)
-            _print_ownerless(ledger, console)
+            _print_ownerless(ledger, settings, console)
             _print_posted(demo, console)
-            report_path = _write_html(ledger, settings, directory, console)
+            report_path = _write_html(ledger, settings, rules, directory, console)
         finally:
             ledger.close()
         _print_next_steps(demo.config_path, report_path, console)
@@ -47,23 +49,19 @@ def run_demo(directory: Path, console: Console, *, keep_running: bool = False) -
     return report
 
 
-def _print_ownerless(ledger: Ledger, console: Console) -> None:
-    from syncd.reports.build import build_report  # the audit's own report
-
-    report = build_report(ledger, "ownerless")
+def _print_ownerless(ledger: Ledger, settings: Settings, console: Console) -> None:
+    report = build_report(ledger, "ownerless", policy=settings.policy)
     tasks = report.get("tasks", [])
     table = Table(title=f"Ownerless tasks ({len(tasks)})", title_justify="left")
     for column in ("task", "source", "owners", "suggested owner"):
         table.add_column(column, overflow="fold")
     for task in tasks:
-        suggestion = task.get("suggested_owner") or {}
+        suggestion = task.get("suggested_owner")
         table.add_row(
             f"{task['key']}: {task['title']}",
             task["source"],
-            ", ".join(task["owners"]) or "none",
-            f"{suggestion.get('person') or '—'} ({suggestion.get('reason') or 'no signal'})"
-            if suggestion
-            else "—",
+            task.get("problem_text") or ", ".join(task["owners"]) or "none",
+            f"{suggestion}: {task.get('suggestion_reason')}" if suggestion else "—",
         )
     console.print(table)
 
@@ -88,12 +86,12 @@ def _print_posted(demo: DemoEnvironment, console: Console) -> None:
     console.print(table)
 
 
-def _write_html(ledger: Ledger, settings: object, directory: Path, console: Console) -> Path:
-    from syncd.reports.build import build_report
-    from syncd.reports.render import render
-
+def _write_html(
+    ledger: Ledger, settings: Settings, rules: list[CompiledRule], directory: Path, console: Console
+) -> Path:
     path = directory / "report.html"
-    path.write_text(render(build_report(ledger, "violations"), "html"))
+    report = build_report(ledger, "violations", rules=rules, policy=settings.policy)
+    path.write_text(render(report, "html"))
     console.print(
         f"\nHTML report written to [bold]{path}[/] (open it in a browser; it works offline)"
     )

@@ -33,22 +33,21 @@ CHANNEL_OF_KIND = {
 HANDLE_OF_CHANNEL = {"github": "github", "jira": "jira", "slack": "slack", "email": "email"}
 
 DEFAULT_TEMPLATES = {
-    "single_owner": "{{ task.key }} needs exactly one owner: {{ violation.message }}. "
+    "single_owner": "{{ name }} needs exactly one owner: {{ violation.message }}. "
     "Could you name the one person who owns it?",
-    "due_date": "{{ task.key }} has no due date. When will it be done?",
-    "priority": "{{ task.key }} has no priority. Is it high, medium or low?",
-    "context": "{{ task.key }} is missing context: {{ violation.message }}. "
+    "due_date": "{{ name }} has no due date. When will it be done?",
+    "priority": "{{ name }} has no priority. Is it high, medium or low?",
+    "context": "{{ name }} is missing context: {{ violation.message }}. "
     "Please add what done looks like.",
-    "dependency_risk": "{{ task.key }} is at risk: {{ violation.message }}.",
-    "stale": "{{ task.key }} has had no activity lately ({{ violation.message }}). "
-    "What is the status?",
-    "verify_before_close": "{{ task.key }} was closed as done but not verified. "
+    "dependency_risk": "{{ name }} is at risk: {{ violation.message }}.",
+    "stale": "{{ name }} has had no activity lately ({{ violation.message }}). What is the status?",
+    "verify_before_close": "{{ name }} was closed as done but not verified. "
     "Could you confirm it meets its acceptance criteria?",
-    "due_soon": "{{ task.key }} is {{ violation.message }}. Can it start today?",
-    "custom": "{{ task.key }}: {{ violation.message }}.",
+    "due_soon": "{{ name }} is {{ violation.message }}. Can it start today?",
+    "custom": "{{ name }}: {{ violation.message }}.",
 }
 ESCALATION = (
-    "{{ task.key }} still breaks rule {{ rule.id }} after {{ nudges }} nudges "
+    "{{ name }} still breaks rule {{ rule.id }} after {{ nudges }} nudges "
     "to {{ recipient_name }}: {{ violation.message }}."
 )
 
@@ -140,7 +139,7 @@ def _plan_one(
     escalation = followup.max is not None and window >= followup.max
     if escalation and not followup.escalate_to:
         return None  # the cap is reached and nobody to escalate to
-    recipient = followup.escalate_to if escalation else _recipient(rule, task, settings)
+    recipient = followup.escalate_to if escalation else _recipient(rule, followup, task, settings)
     channel = _channel(followup, task, settings)
     if channel is None or recipient is None:
         return None
@@ -160,15 +159,19 @@ def _plan_one(
     )
 
 
-def _recipient(rule: CompiledRule, task: TaskRow, settings: Settings) -> str | None:
-    """The owner; the reporter when there is no single person to ask or to verify."""
+def _recipient(
+    rule: CompiledRule, followup: FollowupSettings, task: TaskRow, settings: Settings
+) -> str | None:
+    """The owner; else someone on the team who can act: the reporter if they are one
+    of ours, the lead named in `escalate_to` otherwise (never an outside requester)."""
     aliases = frozenset(a.lower() for a in settings.policy.team_aliases)
-    people = [o for o in task.owners if not is_team(o, aliases)]
+    persons = [o for o in task.owners if not is_team(o, aliases)]
+    reporter = task.reporter if task.reporter in settings.people else None
     if rule.kind.name == "verify_before_close":
-        return task.reporter or (people[0] if people else None)
-    if len(people) == 1 and len(task.owners) == 1:
-        return people[0]
-    return task.reporter
+        return reporter or followup.escalate_to or (persons[0] if persons else None)
+    if len(persons) == 1 and len(task.owners) == 1:
+        return persons[0]
+    return reporter or followup.escalate_to
 
 
 def _channel(followup: FollowupSettings, task: TaskRow, settings: Settings) -> str | None:
@@ -209,6 +212,13 @@ def _target(
     }
 
 
+def _name(task: TaskRow) -> str:
+    """How a message refers to the task: its key where people read keys, else its title."""
+    if "#" in task.key or task.key.split("-")[-1].isdigit():
+        return task.key
+    return f"“{task.title}”"
+
+
 def _render(
     rule: CompiledRule,
     followup: FollowupSettings,
@@ -225,6 +235,7 @@ def _render(
         _templates.from_string(source)
         .render(
             task=task,
+            name=_name(task),
             violation=violation,
             rule={"id": rule.id, "kind": rule.kind.name, "severity": rule.severity},
             recipient=recipient,
