@@ -258,8 +258,14 @@ def _blocker_problem(
 # --- closing the loop -------------------------------------------------------------------
 
 
+class VerifyParams(Params):
+    # Who is asked for sign-off: a person id (a QA lead); default the reporter.
+    verifier: str | None = None
+
+
 class VerifyBeforeClose(RuleKind):
     name = "verify_before_close"
+    params_model = VerifyParams
     summary = "done work is verified (QA, sign-off, reviewer, requester)"
 
     def applies(self, task: TaskView) -> bool:

@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -98,13 +99,31 @@ class ServiceSettings(Strict):
     admin: str | None = None
 
 
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
 class PersonSettings(Strict):
     name: str | None = None
     email: str | None = None
     github: str | None = None
     jira: str | None = None
     slack: str | None = None
+    # Nudges wait for the person's working hours, in their time zone
+    # (default: [policy].timezone, working_hours and working_days).
     timezone: str | None = None
+    working_hours: str | None = None
+    working_days: list[Weekday] | None = None
+    # One daily digest of everything due for this person instead of single nudges.
+    digest: bool = False
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str | None) -> str | None:
+        if value is not None and not _HOURS.match(value):
+            raise ValueError(f"{value!r} is not HH:MM-HH:MM, e.g. '09:00-17:30'")
+        return value
 
 
 class PolicySettings(Strict):
@@ -114,6 +133,11 @@ class PolicySettings(Strict):
     # Noise control: a task carrying this label is never nudged; `pause_followups`
     # stops every nudge (violations are still tracked).
     snooze_label: str = "syncd:snooze"
+    # When nudges may go out, unless a person says otherwise; "00:00-24:00" for always.
+    working_hours: str = "00:00-24:00"
+    working_days: list[Weekday] = list(WEEKDAYS)
+
+    _hours = field_validator("working_hours")(PersonSettings._hours.__func__)  # type: ignore[attr-defined]
     pause_followups: bool = False
     # Tasks (by key) exempt from follow-ups.
     exempt: list[str] = []

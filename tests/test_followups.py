@@ -246,3 +246,48 @@ def test_random_kills_mid_batch_never_post_twice_or_drop(tmp_path: Path, sandbox
         assert finished.wait(timeout=60) == 0
         assert_each_posted_once(sandbox, 3 + 3 * round_number)
     assert killed_mid_batch >= 10, killed_mid_batch
+
+
+# --- noise control ----------------------------------------------------------------------
+
+
+def test_nudges_wait_for_working_hours(tmp_path: Path, sandbox: Sandbox) -> None:
+    config = write_config(tmp_path, sandbox, '{ via = "source", every = "2d" }')
+    text = config.read_text().replace(
+        '[people.maria]\nname = "Maria"',
+        '[people.maria]\nname = "Maria"\ntimezone = "Asia/Tokyo"\nworking_hours = "09:00-17:00"\n'
+        'working_days = ["mon", "tue", "wed", "thu", "fri"]',
+    )
+    config.write_text(text)
+    saturday_night_tokyo = datetime(2026, 3, 7, 13, 0, tzinfo=UTC)  # 22:00 Saturday in Tokyo
+    clock = FrozenClock(saturday_night_tokyo)
+    held = run(config, clock)
+    assert held.enqueued == 3 and held.delivery.sent == 0
+    assert all(p.not_before == datetime(2026, 3, 9, 0, 0, tzinfo=UTC) for p in held.planned)
+    clock.set(datetime(2026, 3, 9, 0, 30, tzinfo=UTC))  # Monday 09:30 in Tokyo
+    assert run(config, clock).delivery.sent == 3
+
+
+def test_snooze_label_exempt_list_and_global_pause(tmp_path: Path, sandbox: Sandbox) -> None:
+    sandbox.world.edit_gh_issue(REPO, 1, labels=["syncd:snooze"])
+    config = write_config(tmp_path, sandbox, '{ via = "source", every = "2d" }')
+    config.write_text(config.read_text() + f'\n[policy]\nexempt = ["{REPO}#2"]\n')
+    clock = FrozenClock(datetime.now(UTC))
+    report = run(config, clock)
+    assert [p.task_key for p in report.planned] == [f"{REPO}#3"] and report.skipped == 2
+    config.write_text(
+        config.read_text().replace("[policy]\n", "[policy]\npause_followups = true\n")
+    )
+    clock.advance(timedelta(days=3))
+    assert run(config, clock).planned == []
+
+
+def test_reminders_say_they_replace_the_last_one(tmp_path: Path, sandbox: Sandbox) -> None:
+    config = write_config(tmp_path, sandbox, '{ via = "source", every = "1d" }')
+    clock = FrozenClock(datetime.now(UTC))
+    run(config, clock)
+    clock.advance(timedelta(days=1, hours=1))
+    second = run(config, clock)
+    assert all(
+        "Reminder 2; this replaces syncd's earlier note." in p.delivery.body for p in second.planned
+    )

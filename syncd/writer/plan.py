@@ -22,6 +22,7 @@ from syncd.people import PeopleDirectory
 from syncd.rules.engine import CompiledRule
 from syncd.rules.kinds import is_team
 from syncd.writer.base import Delivery
+from syncd.writer.schedule import next_working_moment
 
 CHANNEL_OF_KIND = {
     "github": "github",
@@ -146,6 +147,9 @@ def _plan_one(
     episode = f"{rule.id}:{task.id}:{violation.id}"
     key = f"{episode}:escalation" if escalation else f"{episode}:{window}"
     body = _render(rule, followup, violation, task, recipient, people, escalation, window)
+    if window > 0 and not escalation:
+        # Comments cannot always be edited in place; say this one replaces the last.
+        body += f" (Reminder {window + 1}; this replaces syncd's earlier note.)"
     delivery = Delivery(
         idempotency_key=key,
         channel=channel,
@@ -154,8 +158,15 @@ def _plan_one(
         mention=people.handle_of(recipient, HANDLE_OF_CHANNEL[channel]),
         body=body,
     )
+    not_before = next_working_moment(now, settings.people.get(recipient), settings.policy)
     return PlannedFollowup(
-        delivery, rule.id, task.id, violation.id, task_key=task.key, escalation=escalation
+        delivery,
+        rule.id,
+        task.id,
+        violation.id,
+        not_before=not_before,
+        task_key=task.key,
+        escalation=escalation,
     )
 
 
@@ -168,7 +179,8 @@ def _recipient(
     persons = [o for o in task.owners if not is_team(o, aliases)]
     reporter = task.reporter if task.reporter in settings.people else None
     if rule.kind.name == "verify_before_close":
-        return reporter or followup.escalate_to or (persons[0] if persons else None)
+        verifier: str | None = getattr(rule.params, "verifier", None)
+        return verifier or reporter or followup.escalate_to or (persons[0] if persons else None)
     if len(persons) == 1 and len(task.owners) == 1:
         return persons[0]
     return reporter or followup.escalate_to
