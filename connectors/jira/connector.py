@@ -28,6 +28,7 @@ from syncd.retry import RetryPolicy
 
 ISSUES = "issues"  # cursor: {"updated": <latest `updated` stored, ISO>}
 LISTING = "listing"  # cursor: {"completed_at": <when the last complete listing started, ISO>}
+SITE = "site"  # cursor: facts about the site (deployment, time zone, field ids) and when asked
 
 # What the mapping reads; custom fields are added once their ids are known.
 SEARCH_FIELDS = (
@@ -72,6 +73,13 @@ def advance_cursor(cursor: Mapping[str, Any] | None, tasks: Sequence[Task]) -> d
 def listing_due(cursor: Mapping[str, Any] | None, now: datetime, every: timedelta) -> bool:
     last = _parse_time(cursor.get("completed_at") if cursor else None)
     return last is None or now - last >= every
+
+
+def _zone_named(name: object) -> tzinfo:
+    try:
+        return ZoneInfo(name) if isinstance(name, str) and name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 def _cursor_time(cursor: Mapping[str, Any] | None) -> datetime | None:
@@ -123,7 +131,9 @@ class JiraConnector:
 
     def pull(self) -> Iterator[Page | Listing]:
         started = self.context.clock.now()
-        site = self._site()
+        site, refreshed = self._cached_site(started)
+        if refreshed is not None:
+            yield refreshed
         previous = self.context.read_cursor(ISSUES)
         pages = 0
         for page in self._changed(site, previous):
@@ -140,6 +150,39 @@ class JiraConnector:
         self.context.log.info("jira pull finished", pages=pages, item_calls=self.gateway.item_calls)
 
     # --- site facts -------------------------------------------------------------------
+
+    def _cached_site(self, now: datetime) -> tuple[Site, Page | None]:
+        """Site facts from the last run while fresh, so a quiet poll costs one search.
+
+        They are asked again with every complete listing (`full_listing_every`) or
+        when the configured fields change.
+        """
+        cached = self.context.read_cursor(SITE)
+        wanted = sorted(n for n in self._configured_fields() if n)
+        if (
+            cached
+            and cached.get("fields") == wanted
+            and not listing_due(
+                {"completed_at": cached.get("asked_at")}, now, self.settings.full_listing_every
+            )
+        ):
+            zone = _zone_named(cached.get("zone"))
+            return Site(
+                cloud=bool(cached["cloud"]), zone=zone, field_ids=dict(cached["field_ids"])
+            ), None
+        site = self._site()
+        facts = {
+            "cloud": site.cloud,
+            "zone": getattr(site.zone, "key", "UTC"),
+            "field_ids": site.field_ids,
+            "fields": wanted,
+            "asked_at": now.isoformat(),
+        }
+        return site, Page(stream=SITE, cursor=facts)
+
+    def _configured_fields(self) -> list[str | None]:
+        s = self.settings
+        return [s.acceptance_field, s.team_field, s.verified_field]
 
     def _site(self) -> Site:
         return Site(cloud=self._is_cloud(), zone=self._zone(), field_ids=self._field_ids())
