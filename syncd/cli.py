@@ -380,6 +380,28 @@ def demo(
         raise typer.Exit(EXIT_FAILURE)
 
 
+# --- run -----------------------------------------------------------------------------
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run as a service: poll every source, take webhooks, evaluate rules, follow up.
+
+    Each source is polled on its own poll_interval (else [service].poll_interval);
+    a verified webhook at POST /webhooks/<source name> triggers a prompt poll;
+    /healthz and /metrics answer on [service].listen. SIGTERM or SIGINT stops
+    after the page in hand is committed; SIGHUP reloads the config.
+    """
+    from syncd.service.runner import ServiceError, run_service
+
+    settings = load_settings(config)
+    rules = _compiled_rules(settings, config)
+    try:
+        run_service(resolve_config_path(config), settings, rules)
+    except ServiceError as exc:
+        fail(str(exc))
+
+
 # --- rules ---------------------------------------------------------------------------
 
 rules_app = typer.Typer(help="Inspect the policy rules.", no_args_is_help=True)

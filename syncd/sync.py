@@ -187,7 +187,8 @@ def pull_all(
 ) -> tuple[dict[str, SourceSummary], PeopleDirectory]:
     """Pull every named source; returns per-source summaries and the people seen."""
     people = people_directory(settings)
-    run_id = uuid.uuid4().hex[:12]
+    # Join the caller's run (the service binds one per cycle), else start one.
+    run_id = structlog.contextvars.get_contextvars().get("run_id") or uuid.uuid4().hex[:12]
     summaries: dict[str, SourceSummary] = {}
     for name in names:
         with structlog.contextvars.bound_contextvars(run_id=run_id, source=name):

@@ -1,0 +1,1 @@
+"""Service mode (`syncd run`): polling, webhooks, health and metrics in one process."""

@@ -1,0 +1,274 @@
+"""The poll loop of `syncd run`: pull what is due, evaluate, follow up, sleep.
+
+One cycle is one `reconcile` over the sources that are due (possibly none, when
+only a time-based rule check came due), so the service and the command line
+share every stage. The loop runs on the main thread and is the only writer of
+the ledger in this process; webhooks and signals only set flags and wake it.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+
+from syncd.clock import Clock
+from syncd.config import ConfigError, Settings, load_config
+from syncd.ledger.models import TaskRow
+from syncd.ledger.repository import Ledger
+from syncd.logs import get_logger
+from syncd.reconcile import ReconcileReport, reconcile
+from syncd.rules.engine import CompiledRule, RuleConfigError, compile_rules, evaluation_context
+from syncd.service.health import Health
+from syncd.service.locks import NoLocks, SourceLocks
+from syncd.service.metrics import Metrics
+from syncd.service.schedule import Scheduler
+from syncd.sync import SourceSummary
+from syncd.writer.registry import writer_registry
+
+# The longest the loop sleeps without looking again: bounds the effect of a clock jump.
+MAX_SLEEP = timedelta(seconds=30)
+# A cycle that crashed (ledger unreachable, a bug) is retried after this long.
+CYCLE_RETRY = timedelta(seconds=10)
+
+log = get_logger("syncd.service")
+
+
+class ShutdownRequested(BaseException):
+    """Raised between pages to stop a poll once the page in hand is committed.
+
+    A BaseException so that the connector's `except Exception` lets it through.
+    """
+
+
+def poll_intervals(settings: Settings) -> dict[str, timedelta]:
+    default = settings.service.poll_interval
+    return {name: source.poll_interval or default for name, source in settings.sources.items()}
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        rules: list[CompiledRule],
+        ledger: Ledger,
+        clock: Clock,
+        *,
+        config_path: Path | None = None,
+        scheduler: Scheduler | None = None,
+        locks: SourceLocks | None = None,
+    ) -> None:
+        self.settings, self.rules, self.ledger, self.clock = settings, rules, ledger, clock
+        self.config_path = config_path
+        now = clock.now()
+        self.scheduler = scheduler or Scheduler(poll_intervals(settings), now)
+        self.locks: SourceLocks = locks or NoLocks()
+        self.health_state = Health(list(settings.sources), now)
+        self.metrics_state = Metrics()
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self._reload_wanted = threading.Event()
+        self._next_check: datetime | None = None
+        self.on_stop: Callable[[], None] | None = None
+
+    # --- what the web app and the signal handlers call (any thread) -------------------
+
+    def webhook_secret(self, source: str) -> tuple[str, str] | None:
+        settings: Any = self.settings.sources.get(source)
+        secret = getattr(settings, "webhook_secret", None) or getattr(
+            settings, "signing_secret", None
+        )
+        if settings is None or secret is None:
+            return None
+        return settings.kind, secret.get_secret_value()
+
+    def poke(self, source: str) -> None:
+        if self.scheduler.poke(source, self.clock.now()):
+            self.wake.set()
+
+    def now_timestamp(self) -> float:
+        return self.clock.now().timestamp()
+
+    def health(self) -> dict[str, Any]:
+        return self.health_state.report(self.clock.now())
+
+    def metrics(self) -> bytes:
+        return self.metrics_state.render(self.health_state.lags(self.clock.now()))
+
+    def count_webhook(self, source: str, outcome: str) -> None:
+        self.metrics_state.webhooks.labels(source, outcome).inc()
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.on_stop is not None:
+            self.on_stop()
+
+    def request_reload(self) -> None:
+        self._reload_wanted.set()
+        self.wake.set()
+
+    # --- the loop (main thread) ----------------------------------------------------------
+
+    def run(self) -> None:
+        log.info("service loop started", sources=list(self.settings.sources))
+        while not self.stopping.is_set():
+            if self._reload_wanted.is_set():
+                self.reload()
+            self.cycle()
+            self._sleep()
+        log.info("service loop stopped")
+
+    def _sleep(self) -> None:
+        now = self.clock.now()
+        moments = [m for m in (self.scheduler.next_due(), self._next_check) if m is not None]
+        wait = min([m - now for m in moments] + [MAX_SLEEP])
+        self.wake.wait(max(wait.total_seconds(), 0.0))
+        self.wake.clear()
+
+    def cycle(self) -> ReconcileReport | None:
+        """Poll the due sources (or only evaluate, when a time-based check came due)."""
+        now = self.clock.now()
+        due = self.scheduler.due(now)
+        check_due = self._next_check is not None and self._next_check <= now
+        if not due and not check_due:
+            return None
+        run_id = uuid.uuid4().hex[:12]
+        with structlog.contextvars.bound_contextvars(run_id=run_id):
+            names = self.locks.acquire(due)
+            for busy in set(due) - set(names):
+                self.scheduler.postpone(busy, now)  # another replica is polling it
+            try:
+                return self._reconcile(names, check_due)
+            finally:
+                self.locks.release(names)
+
+    def _reconcile(self, names: list[str], check_due: bool) -> ReconcileReport | None:
+        if not names and not check_due:
+            return None
+        finished: set[str] = set()
+
+        def on_source_done(name: str, summary: SourceSummary) -> None:
+            finished.add(name)
+            self._record_source(name, summary)
+
+        try:
+            with writer_registry(self.settings) as writer_for:
+                report = reconcile(
+                    self.settings, self.ledger, names, self.rules, self.clock,
+                    writer_for=writer_for, on_page=self._between_pages,
+                    on_source_done=on_source_done,
+                )  # fmt: skip
+        except ShutdownRequested:
+            log.info("shutdown: stopped after committing the page in hand")
+            return None
+        except Exception as error:  # keep serving; the sources that did not finish back off
+            log.exception("cycle failed")
+            for name in set(names) - finished:
+                self._record_source(name, SourceSummary(failed=True, error=repr(error)))
+            self._next_check = self.clock.now() + CYCLE_RETRY
+            return None
+        self._after(report)
+        return report
+
+    def _between_pages(self, _source: str, _fetched: int) -> None:
+        # Called after each committed page: the natural place to stop on SIGTERM.
+        if self.stopping.is_set():
+            raise ShutdownRequested
+
+    def _record_source(self, name: str, summary: SourceSummary) -> None:
+        now = self.clock.now()
+        self.metrics_state.observe_source(name, summary)
+        if summary.failed:
+            retry = self.scheduler.failed(name, now)
+            self.health_state.failed(name, now, summary.error or "failed", retry)
+            log.warning(
+                "poll failed",
+                source=name,
+                error=summary.error,
+                retry_at=str(retry),
+                failures=self.scheduler.failures(name),
+            )
+            return
+        next_poll = self.scheduler.succeeded(name, now)
+        self.health_state.succeeded(name, now, next_poll)
+        log.info(
+            "poll done",
+            source=name,
+            fetched=summary.fetched,
+            new=summary.new,
+            updated=summary.updated,
+            gone=summary.gone,
+            seconds=round(summary.seconds, 3),
+            next_poll=str(next_poll),
+        )
+
+    def _after(self, report: ReconcileReport) -> None:
+        self.metrics_state.observe_evaluation(report.evaluation)
+        self.metrics_state.observe_delivery(report.delivery)
+        now = self.clock.now()
+        self._next_check = self._next_rule_check(now)
+        log.info(
+            "cycle done",
+            sources=list(report.sources),
+            evaluated=report.evaluation.evaluated,
+            came_due=report.evaluation.came_due,
+            open_violations=sum(c.open for c in report.evaluation.rules.values()),
+            followups_enqueued=report.enqueued,
+            followups_sent=report.delivery.sent,
+            followups_failed=report.delivery.failed,
+            next_rule_check=str(self._next_check),
+        )
+
+    def _next_rule_check(self, now: datetime) -> datetime | None:
+        """The earliest time-based check still ahead (a stale window closing, a due date)."""
+        query = select(func.min(TaskRow.next_check_at)).where(
+            TaskRow.gone_at.is_(None), TaskRow.next_check_at > now
+        )
+        with self.ledger.sessions() as session:
+            moment: datetime | None = session.scalar(query)
+        if moment is not None and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=now.tzinfo)  # SQLite hands back naive UTC
+        return moment
+
+    # --- SIGHUP ----------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the config file; a bad one is refused and the running one kept."""
+        self._reload_wanted.clear()
+        try:
+            settings = load_config(self.config_path)
+            rules = compile_rules(settings.rules)
+            evaluation_context(settings.policy, self.clock.now())
+        except (ConfigError, RuleConfigError) as error:
+            log.error("config reload refused; the running config stays", error=str(error))
+            return False
+        settings = self._keep_restart_only_keys(settings)
+        self.settings, self.rules = settings, rules
+        self.scheduler.configure(poll_intervals(settings), self.clock.now())
+        self.health_state.configure(list(settings.sources))
+        log.info("config reloaded", sources=list(settings.sources))
+        self.wake.set()
+        return True
+
+    def _keep_restart_only_keys(self, settings: Settings) -> Settings:
+        # The ledger connection and the listening socket are opened once, at start.
+        changed = [
+            key
+            for key, old, new in (
+                ("ledger.url", self.settings.ledger.url, settings.ledger.url),
+                ("service.listen", self.settings.service.listen, settings.service.listen),
+            )
+            if old != new
+        ]
+        if not changed:
+            return settings
+        log.warning("these keys take effect only after a restart", keys=changed)
+        service = settings.service.model_copy(update={"listen": self.settings.service.listen})
+        return settings.model_copy(update={"ledger": self.settings.ledger, "service": service})

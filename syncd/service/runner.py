@@ -1,0 +1,152 @@
+"""`syncd run`: the poll loop on the main thread, uvicorn on a background thread, signals.
+
+SIGTERM and SIGINT stop the loop after the page in hand is committed; a watchdog
+ends the process if that takes longer than the promised 10 seconds (every page
+commits atomically, so an exit at any point loses nothing). SIGHUP reloads the
+config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
+
+from syncd.clock import SystemClock
+from syncd.config import Settings
+from syncd.ledger.db import LedgerError
+from syncd.ledger.repository import Ledger
+from syncd.logs import get_logger
+from syncd.rules.engine import CompiledRule
+from syncd.service.app import create_app
+from syncd.service.ledger import open_ledger
+from syncd.service.locks import SourceLocks, source_locks
+from syncd.service.loop import Service
+
+SHUTDOWN_DEADLINE = 9.0  # seconds; the contract says "within 10"
+
+log = get_logger("syncd.service")
+
+
+class ServiceError(Exception):
+    """The service cannot start (for example, the listen address is taken)."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the main thread owns the signals."""
+
+    def install_signal_handlers(self) -> None:
+        return None
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ServiceError(f"service.listen must be HOST:PORT, not {listen!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def bind(listen: str) -> socket.socket:
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise ServiceError(
+            f"cannot listen on {listen} (service.listen): {error.strerror}"
+        ) from None
+    return sock
+
+
+def start_http(service: Service, sock: socket.socket) -> tuple[_Server, threading.Thread]:
+    config = uvicorn.Config(
+        create_app(service), log_config=None, access_log=False, lifespan="off",
+        timeout_graceful_shutdown=2,
+    )  # fmt: skip
+    server = _Server(config)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])), name="syncd-http", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise ServiceError("the HTTP server did not start")
+        time.sleep(0.01)
+    return server, thread
+
+
+def _watchdog() -> None:
+    # Runs once a stop was requested; the loop normally exits long before.
+    def expire() -> None:
+        log.error("shutdown took too long; exiting now (committed pages are kept)")
+        os._exit(1)
+
+    timer = threading.Timer(SHUTDOWN_DEADLINE, expire)
+    timer.daemon = True
+    timer.start()
+
+
+def install_signals(service: Service) -> None:
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if not service.stopping.is_set():
+            log.info("shutdown requested", signal=signal.Signals(signum).name)
+            service.request_stop()
+
+    def reload(_signum: int, _frame: FrameType | None) -> None:
+        log.info("reload requested", signal="SIGHUP")
+        service.request_reload()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
+
+
+def run_service(config_path: Path, settings: Settings, rules: list[CompiledRule]) -> None:
+    """Serve until SIGTERM or SIGINT."""
+    try:
+        ledger = open_ledger(settings.ledger.url)
+    except (LedgerError, SQLAlchemyError) as error:
+        raise ServiceError(f"cannot open the ledger: {error}") from None
+    try:
+        _serve(config_path, settings, rules, ledger, source_locks(ledger))
+    finally:
+        ledger.close()
+
+
+def _serve(
+    config_path: Path,
+    settings: Settings,
+    rules: list[CompiledRule],
+    ledger: Ledger,
+    locks: SourceLocks,
+) -> None:
+    service = Service(settings, rules, ledger, SystemClock(), config_path=config_path, locks=locks)
+    service.on_stop = _watchdog
+    sock = bind(settings.service.listen)
+    host, port = sock.getsockname()[:2]
+    server, thread = start_http(service, sock)
+    install_signals(service)
+    log.info(
+        "service started",
+        url=f"http://{host}:{port}",
+        pid=os.getpid(),
+        sources=list(settings.sources),
+    )
+    try:
+        service.run()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=3)
+        log.info("service stopped")
