@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from syncd.connectors.github.settings import GitHubSettings
+from syncd.connectors.payload import (
+    MappingError,
+    optional_str,
+    require_int,
+    require_str,
+    timestamp,
+    unique,
+)
 from syncd.model import Priority, Status, Task
 from syncd.people import PeopleDirectory
 
@@ -100,10 +108,6 @@ _ACCEPTANCE_TITLE = re.compile(r"^acceptance\s+criteri(?:a|on)\s*:?$", re.IGNORE
 _PASSIVE_EVENTS = frozenset({"mentioned", "subscribed", "unsubscribed"})
 
 
-class MappingError(ValueError):
-    """The payload cannot become a Task; the message says why, in plain words."""
-
-
 def is_pull_request(raw: Mapping[str, Any]) -> bool:
     """The issue listing returns pull requests too, marked by a `pull_request` key."""
     return raw.get("pull_request") is not None
@@ -123,16 +127,16 @@ def wants_blocked_by_listing(raw: Mapping[str, Any]) -> bool:
 
 def issue_key(raw: Mapping[str, Any], repo: str | None = None) -> str:
     """`owner/repo#N`, the repository taken from the payload before `repo`."""
-    number = _require_int(raw, "number")
+    number = require_int(raw, "number")
     return f"{_repo_of(raw, repo)}#{number}"
 
 
 def pr_closes(raw_pr: Mapping[str, Any], repo: str | None = None) -> list[str]:
     """Issue keys a pull request says it closes (`Fixes #12`, `closes o/r#3`)."""
-    body = _optional_str(raw_pr, "body") or ""
-    title = _optional_str(raw_pr, "title") or ""
+    body = optional_str(raw_pr, "body") or ""
+    title = optional_str(raw_pr, "title") or ""
     base = _repo_of(raw_pr, repo)
-    return _unique(
+    return unique(
         _ref_from_match(m, base) for text in (title, body) for m in _CLOSING_KEYWORD.finditer(text)
     )
 
@@ -160,16 +164,16 @@ def map_issue(
         raise MappingError(f"an issue must be a JSON object, got {type(raw).__name__}")
     if is_pull_request(raw):
         raise MappingError("this is a pull request, not an issue")
-    external_id = _require_int(raw, "id")
-    title = _require_str(raw, "title")
+    external_id = require_int(raw, "id")
+    title = require_str(raw, "title")
     base_repo = _repo_of(raw, repo)
-    key = f"{base_repo}#{_require_int(raw, 'number')}"
-    body = _optional_str(raw, "body") or ""
+    key = f"{base_repo}#{require_int(raw, 'number')}"
+    body = optional_str(raw, "body") or ""
     labels = _label_names(raw)
     folded = {label.lower(): label for label in labels}
     priority, priority_raw = _priority(folded, settings)
     status, status_raw = _status(raw, folded, settings)
-    created_at = _time(raw, "created_at")
+    created_at = timestamp(raw, "created_at")
     activity, participants = _human_activity(comments, events, settings, people)
     verified_label = folded.get("verified") or _label_for(folded, settings, Status.VERIFIED)
     return Task(
@@ -177,7 +181,7 @@ def map_issue(
         external_id=str(external_id),
         key=key,
         title=title,
-        url=_optional_str(raw, "html_url"),
+        url=optional_str(raw, "html_url"),
         description=body,
         status=status,
         status_raw=status_raw,
@@ -188,15 +192,15 @@ def map_issue(
         priority_raw=priority_raw,
         labels=labels,
         parent=_parent(raw, base_repo),
-        children=_unique([*_keys_of(sub_issues, "sub-issue"), *_task_list_refs(body, base_repo)]),
-        blocked_by=_unique(
+        children=unique([*_keys_of(sub_issues, "sub-issue"), *_task_list_refs(body, base_repo)]),
+        blocked_by=unique(
             [*_keys_of(blocked_by, "blocking issue"), *_blocker_refs(body, base_repo)]
         ),
         links=_jira_keys(title, body),
         acceptance_criteria=acceptance_section(body),
         created_at=created_at,
-        updated_at=_time(raw, "updated_at"),
-        closed_at=_time(raw, "closed_at"),
+        updated_at=timestamp(raw, "updated_at"),
+        closed_at=timestamp(raw, "closed_at"),
         last_activity_at=_latest([created_at, *activity], now),
         verified_by=f"label:{verified_label}" if verified_label else None,
         participants=participants,
@@ -263,8 +267,8 @@ def _priority(
 def _status(
     raw: Mapping[str, Any], folded: Mapping[str, str], settings: GitHubSettings
 ) -> tuple[Status, str]:
-    state = _require_str(raw, "state")
-    reason = _optional_str(raw, "state_reason")
+    state = require_str(raw, "state")
+    reason = optional_str(raw, "state_reason")
     if state == "closed":
         if reason in ("not_planned", "duplicate"):
             return Status.CANCELLED, f"closed:{reason}"
@@ -287,7 +291,7 @@ def _owners(raw: Mapping[str, Any], people: PeopleDirectory) -> list[str]:
         assignees = [single] if single else []
     if not isinstance(assignees, list):
         raise MappingError(f"'assignees' must be a list, got {type(assignees).__name__}")
-    return _unique(
+    return unique(
         owner for user in assignees if (owner := _person(user, "assignee", people)) is not None
     )
 
@@ -312,7 +316,7 @@ def _due(raw: Mapping[str, Any], body: str) -> date | None:
         return None
     if not isinstance(milestone, Mapping):
         raise MappingError("'milestone' must be an object")
-    due_on = _time(milestone, "due_on")
+    due_on = timestamp(milestone, "due_on")
     return due_on.date() if due_on else None
 
 
@@ -354,7 +358,7 @@ def _blocker_refs(body: str, base_repo: str) -> list[str]:
 
 
 def _jira_keys(*texts: str) -> list[str]:
-    return _unique(
+    return unique(
         key
         for text in texts
         for key in _JIRA_KEY.findall(text)
@@ -403,7 +407,7 @@ def _human_activity(
             continue
         stamps.append(stamp)
         participants.append(people.resolve("github", actor["login"]))
-    return stamps, _unique(participants)
+    return stamps, unique(participants)
 
 
 def _acts(
@@ -412,9 +416,9 @@ def _acts(
     for comment in comments:
         if not isinstance(comment, Mapping):
             raise MappingError("a comment is not an object")
-        if SYNCD_MARKER in (_optional_str(comment, "body") or ""):
+        if SYNCD_MARKER in (optional_str(comment, "body") or ""):
             continue
-        stamp = _time(comment, "updated_at") or _time(comment, "created_at")
+        stamp = timestamp(comment, "updated_at") or timestamp(comment, "created_at")
         if stamp is not None:
             yield _actor(comment, "user"), stamp
     for event in events:
@@ -423,10 +427,10 @@ def _acts(
         if event.get("event") in _PASSIVE_EVENTS:
             continue
         if event.get("event") == "commented" and SYNCD_MARKER in (
-            _optional_str(event, "body") or ""
+            optional_str(event, "body") or ""
         ):
             continue  # timeline items repeat comments, marker included
-        stamp = _time(event, "created_at") or _time(event, "submitted_at")
+        stamp = timestamp(event, "created_at") or timestamp(event, "submitted_at")
         if stamp is not None:
             yield _actor(event, "actor") or _actor(event, "user"), stamp
 
@@ -454,45 +458,5 @@ def _latest(stamps: Iterable[datetime | None], now: datetime | None) -> datetime
 # --- primitive readers ----------------------------------------------------------------
 
 
-def _require_int(raw: Mapping[str, Any], field: str) -> int:
-    value = raw.get(field)
-    if value is None:
-        raise MappingError(f"the issue has no {field!r}")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise MappingError(f"{field!r} must be an integer, got {value!r:.40}")
-    return value
-
-
-def _require_str(raw: Mapping[str, Any], field: str) -> str:
-    value = raw.get(field)
-    if value is None:
-        raise MappingError(f"the issue has no {field!r}")
-    if not isinstance(value, str):
-        raise MappingError(f"{field!r} must be text, got {type(value).__name__}")
-    return value
-
-
-def _optional_str(raw: Mapping[str, Any], field: str) -> str | None:
-    value = raw.get(field)
-    if value is not None and not isinstance(value, str):
-        raise MappingError(f"{field!r} must be text, got {type(value).__name__}")
-    return value
-
-
-def _time(raw: Mapping[str, Any], field: str) -> datetime | None:
-    value = _optional_str(raw, field)
-    if not value:
-        return None
-    try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        raise MappingError(f"{field!r} is not a timestamp: {value!r:.40}") from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
-
-
 def _positive(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from syncd.connectors.jira.settings import JiraSettings
+from syncd.connectors.payload import MappingError, optional_str, require_str, timestamp, unique
 from syncd.model import Priority, Status, StatusChange, Task
 from syncd.people import PeopleDirectory
 
@@ -56,10 +57,6 @@ _RELATED_LINK_TYPES = frozenset({"relates", "duplicate", "cloners"})
 _SECONDS_PER_HOUR = 3600.0
 
 
-class MappingError(ValueError):
-    """The payload cannot become a Task; the message says why, in plain words."""
-
-
 def map_issue(
     raw: Mapping[str, Any],
     *,
@@ -84,7 +81,7 @@ def map_issue(
     fields = raw.get("fields")
     if not isinstance(fields, Mapping):
         raise MappingError("the issue has no fields (an id-only listing or a create response)")
-    title = _require_str(fields, "summary")
+    title = require_str(fields, "summary")
     field_ids = field_ids or {}
     status, status_raw = _status(fields, settings)
     verified_by = _verification(fields, settings, field_ids, people, status, status_raw)
@@ -93,7 +90,7 @@ def map_issue(
     priority, priority_raw = _priority(fields, settings)
     human_comments = [c for c in _comments(fields, comments) if not _is_syncd_comment(c)]
     histories = _histories(raw, changelog)
-    created_at = _time(fields, "created")
+    created_at = timestamp(fields, "created")
     activity, participants = _human_activity(human_comments, histories, people)
     blocked_by, links = _issue_links(fields)
     return Task(
@@ -124,8 +121,8 @@ def map_issue(
         ),
         logged_hours=_hours(fields, ("timespent", "aggregatetimespent"), ("timeSpentSeconds",)),
         created_at=created_at,
-        updated_at=_time(fields, "updated"),
-        closed_at=_time(fields, "resolutiondate"),
+        updated_at=timestamp(fields, "updated"),
+        closed_at=timestamp(fields, "resolutiondate"),
         last_activity_at=_latest([created_at, *activity], now),
         verified_by=verified_by,
         participants=participants,
@@ -250,7 +247,7 @@ def _priority(
 
 
 def _due(fields: Mapping[str, Any]) -> date | None:
-    value = _optional_str(fields, "duedate")
+    value = optional_str(fields, "duedate")
     if not value:
         return None
     try:
@@ -282,7 +279,7 @@ def _children(fields: Mapping[str, Any]) -> list[str]:
     keys += [
         _linked_key(link.get("outwardIssue"), "sub-task") for link in _list(fields, "sub-tasks")
     ]
-    return _unique(key for key in keys if key)
+    return unique(key for key in keys if key)
 
 
 def _issue_links(fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
@@ -305,7 +302,7 @@ def _issue_links(fields: Mapping[str, Any]) -> tuple[list[str], list[str]]:
             blocked_by.append(inward)
         elif name in _RELATED_LINK_TYPES:
             links.append(other)
-    return _unique(blocked_by), _unique(links)
+    return unique(blocked_by), unique(links)
 
 
 def _custom_field(
@@ -418,7 +415,7 @@ def _human_activity(
             stamps.append(stamp)
         if (person := _person(author, "author", people)) is not None:
             participants.append(person)
-    return stamps, _unique(participants)
+    return stamps, unique(participants)
 
 
 def _acts(
@@ -426,11 +423,11 @@ def _acts(
 ) -> Iterator[tuple[object, datetime | None]]:
     for comment in comments:
         editor = comment.get("updateAuthor") or comment.get("author")
-        yield comment.get("author"), _time(comment, "created")
+        yield comment.get("author"), timestamp(comment, "created")
         if comment.get("updated") and comment.get("updated") != comment.get("created"):
-            yield editor, _time(comment, "updated")
+            yield editor, timestamp(comment, "updated")
     for history in histories:
-        yield history.get("author"), _time(history, "created")
+        yield history.get("author"), timestamp(history, "created")
 
 
 def _status_changes(
@@ -438,7 +435,7 @@ def _status_changes(
 ) -> list[StatusChange]:
     changes = []
     for history in histories:
-        at = _time(history, "created")
+        at = timestamp(history, "created")
         items = history.get("items")
         if at is None or not isinstance(items, list):
             continue
@@ -646,22 +643,6 @@ def wiki_to_text(markup: str) -> str:
 # --- primitive readers ---------------------------------------------------------------------
 
 
-def _require_str(raw: Mapping[str, Any], field: str) -> str:
-    value = raw.get(field)
-    if value is None:
-        raise MappingError(f"the issue has no {field!r}")
-    if not isinstance(value, str):
-        raise MappingError(f"{field!r} must be text, got {type(value).__name__}")
-    return value
-
-
-def _optional_str(raw: Mapping[str, Any], field: str) -> str | None:
-    value = raw.get(field)
-    if value is not None and not isinstance(value, str):
-        raise MappingError(f"{field!r} must be text, got {type(value).__name__}")
-    return value
-
-
 def _list(raw: Mapping[str, Any], field: str) -> list[Mapping[str, Any]]:
     value = raw.get(field)
     if value is None:
@@ -669,19 +650,3 @@ def _list(raw: Mapping[str, Any], field: str) -> list[Mapping[str, Any]]:
     if not isinstance(value, list) or not all(isinstance(item, Mapping) for item in value):
         raise MappingError(f"{field!r} must be a list of objects")
     return value
-
-
-def _time(raw: Mapping[str, Any], field: str) -> datetime | None:
-    """Jira stamps look like `2024-01-31T10:20:30.000+0000`; Python 3.11 reads them as is."""
-    value = _optional_str(raw, field)
-    if not value:
-        return None
-    try:
-        stamp = datetime.fromisoformat(value)
-    except ValueError:
-        raise MappingError(f"{field!r} is not a timestamp: {value!r:.40}") from None
-    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
-
-
-def _unique(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
