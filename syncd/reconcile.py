@@ -15,6 +15,7 @@ from syncd.config import Settings
 from syncd.ledger.repository import Ledger
 from syncd.rules.engine import CompiledRule, EvaluationResult, evaluate
 from syncd.sync import ProgressCallback, SourceSummary, pull_all
+from syncd.writer.digest import compose_digests
 from syncd.writer.outbox import DrainResult, WriterFor, drain, enqueue
 from syncd.writer.plan import PlannedFollowup, plan_followups
 
@@ -81,5 +82,6 @@ def reconcile(
     if dry_run or writer_for is None:
         return report
     report.enqueued = enqueue(ledger, plan.planned, clock.now())
+    compose_digests(ledger, settings, clock.now())
     report.delivery = drain(ledger, writer_for, clock.now())
     return report

@@ -291,3 +291,39 @@ def test_reminders_say_they_replace_the_last_one(tmp_path: Path, sandbox: Sandbo
     assert all(
         "Reminder 2; this replaces syncd's earlier note." in p.delivery.body for p in second.planned
     )
+
+
+def test_a_daily_digest_instead_of_single_nudges(tmp_path: Path, sandbox: Sandbox) -> None:
+    from aiosmtpd.controller import Controller
+
+    from syncd.demo import CapturedMail, _free_port
+
+    mail = CapturedMail()
+    port = _free_port()
+    smtp = Controller(mail, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        config = write_config(tmp_path, sandbox, '{ via = "source", every = "2d" }')
+        config.write_text(
+            config.read_text().replace(
+                '[people.maria]\nname = "Maria"',
+                '[people.maria]\nname = "Maria"\nemail = "maria@acme.example"\ndigest = true',
+            )
+            + f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nfrom = "syncd <syncd@acme.example>"\n'
+            "starttls = false\n"
+        )
+        clock = FrozenClock(datetime.now(UTC))
+        first = run(config, clock)
+        assert first.delivery.sent == 1 and comments(sandbox) == []
+        [(_, recipients, content)] = mail.messages
+        assert recipients == ["maria@acme.example"]
+        assert (
+            b"3 things need you today" in content and content.count(b"needs exactly one owner") == 3
+        )
+        clock.advance(timedelta(hours=2))
+        assert run(config, clock).delivery.sent == 0  # one digest a day
+        clock.advance(timedelta(days=2))
+        assert run(config, clock).delivery.sent == 1  # the next window's nudges, gathered again
+        assert len(mail.messages) == 2
+    finally:
+        smtp.stop()

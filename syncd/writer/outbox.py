@@ -44,7 +44,8 @@ def enqueue(ledger: Ledger, planned: list[PlannedFollowup], now: datetime) -> in
             "target": {**p.delivery.target, "mention": p.delivery.mention},
             "recipient": p.delivery.recipient,
             "body": p.delivery.body,
-            "state": "pending",
+            # Digest items wait for the recipient's daily digest instead of going out alone.
+            "state": "digest" if p.digest else "pending",
             "attempts": 0,
             "not_before": p.not_before,
             "created_at": now,

@@ -64,6 +64,8 @@ class PlannedFollowup:
     not_before: datetime | None = None
     task_key: str = ""
     escalation: bool = False
+    # The recipient reads one daily digest instead of single nudges.
+    digest: bool = False
 
     def as_json(self) -> dict[str, Any]:
         d = self.delivery
@@ -75,6 +77,7 @@ class PlannedFollowup:
             "to": d.recipient,
             "what": d.body,
             "escalation": self.escalation,
+            "digest": self.digest,
             "idempotency_key": d.idempotency_key,
         }
 
@@ -167,7 +170,13 @@ def _plan_one(
         not_before=not_before,
         task_key=task.key,
         escalation=escalation,
+        digest=_wants_digest(recipient, settings),
     )
+
+
+def _wants_digest(recipient: str, settings: Settings) -> bool:
+    person = settings.people.get(recipient)
+    return bool(person and person.digest)
 
 
 def _recipient(

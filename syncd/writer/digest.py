@@ -1,0 +1,107 @@
+"""Daily digests: one message a day for people who asked for one.
+
+Follow-ups for such a person are stored in state `digest`. Once a day (in the
+person's time zone, during their working hours) they are gathered into one
+outbox row, keyed `digest:<person>:<date>`, and marked `digested` in the same
+transaction; that row is then delivered like any other follow-up, exactly once.
+Items that arrive after today's digest went out wait for tomorrow's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+
+from syncd.config import Settings
+from syncd.ledger.models import Base, OutboxItem
+from syncd.ledger.repository import Ledger
+from syncd.writer.schedule import next_working_moment
+
+OUTBOX = Base.metadata.tables["outbox"]
+
+
+def compose_digests(ledger: Ledger, settings: Settings, now: datetime) -> int:
+    """Gather each digest reader's waiting items into today's digest; returns digests made."""
+    waiting = _waiting_by_person(ledger)
+    made = 0
+    for person_id, items in waiting.items():
+        person = settings.people.get(person_id)
+        if person is None or next_working_moment(now, person, settings.policy) is not None:
+            continue  # not at work now: the digest waits for their working hours
+        target = _target(person_id, settings)
+        if target is None:
+            continue
+        channel, where = target
+        zone = ZoneInfo(person.timezone or settings.policy.timezone)
+        day = now.astimezone(zone).date().isoformat()
+        if _make_digest(ledger, person_id, day, channel, where, items, now):
+            made += 1
+    return made
+
+
+def _waiting_by_person(ledger: Ledger) -> dict[str, list[OutboxItem]]:
+    query = select(OutboxItem).where(OutboxItem.state == "digest").order_by(OutboxItem.id)
+    grouped: dict[str, list[OutboxItem]] = defaultdict(list)
+    with ledger.sessions() as session:
+        for row in session.scalars(query):
+            if row.recipient:
+                grouped[row.recipient].append(row)
+    return grouped
+
+
+def _target(person_id: str, settings: Settings) -> tuple[str, dict[str, object]] | None:
+    person = settings.people[person_id]
+    if settings.smtp is not None and person.email:
+        return "email", {"to": person.email, "subject": "syncd: your daily follow-ups"}
+    slack = next((name for name, s in settings.sources.items() if s.kind == "slack"), None)
+    if slack and person.slack:
+        return "slack", {"source": slack, "user": person.slack}
+    return None
+
+
+def _make_digest(
+    ledger: Ledger,
+    person_id: str,
+    day: str,
+    channel: str,
+    target: dict[str, object],
+    items: list[OutboxItem],
+    now: datetime,
+) -> bool:
+    key = f"digest:{person_id}:{day}"
+    lines = [f"{len(items)} things need you today:"] + [f"- {item.body}" for item in items]
+    insert = ledger._insert(OUTBOX)
+    with ledger.sessions.begin() as session:
+        created = (
+            session.connection()
+            .execute(
+                insert.values(
+                    idempotency_key=key,
+                    rule_id="digest",
+                    task_id=None,
+                    violation_id=None,
+                    channel=channel,
+                    target=target,
+                    recipient=person_id,
+                    body="\n".join(lines),
+                    state="pending",
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["idempotency_key"])
+                .returning(OUTBOX.c.id)
+            )
+            .first()
+        )
+        if created is None:
+            return False  # today's digest already went out: these wait for tomorrow
+        session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id.in_([item.id for item in items]), OutboxItem.state == "digest")
+            .values(state="digested", remote_id=key, updated_at=now)
+        )
+    return True
