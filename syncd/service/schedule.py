@@ -55,7 +55,9 @@ class Scheduler:
             kept = {name: s for name, s in self._sources.items() if name in intervals}
             for name, interval in intervals.items():
                 if name in kept:
+                    # A shorter interval takes effect now, not after the old, longer wait.
                     kept[name].interval = interval
+                    kept[name].next_due = min(kept[name].next_due, now + interval)
                 else:
                     kept[name] = SourceSchedule(interval=interval, next_due=now)
             self._sources = kept

@@ -1,0 +1,441 @@
+"""`syncd run` against the sandbox: polling, webhooks, signals, health and metrics.
+
+The service runs as a real subprocess (signals, sockets and uvicorn are part of
+what is tested); the poll policy and the time-based rule checks are tested in
+process with a frozen clock. Time bounds are generous: these are not benchmarks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from syncd.clock import FrozenClock
+from syncd.config import load_config
+from syncd.ledger.repository import Ledger
+from syncd.rules.engine import compile_rules
+from syncd.sandbox import Sandbox, World
+from syncd.service.loop import Service
+from syncd.service.schedule import Scheduler
+
+GH_TOKEN = "sandbox-github-token"
+GH_SECRET = "gh-webhook-secret"
+SLACK_SECRET = "slack-signing-secret"
+CHANNEL = "C0123ABCD"
+
+
+def make_world(issue_count: int = 4) -> World:
+    issues: list[dict[str, Any]] = [
+        {
+            "number": 1,
+            "title": "Rotate the VPN certificate",
+            "user": "bob",
+            "assignees": ["alice"],
+            "labels": ["in progress"],
+            "created_at": "-10d",
+            "updated_at": "-2d",
+            "comments": [{"user": "alice", "body": "Started", "created_at": "-2d"}],
+        }
+    ]
+    issues += [
+        {"number": n, "title": f"Chore {n}", "user": "bob", "created_at": "-9d",
+         "updated_at": f"-{n}m"}
+        for n in range(2, issue_count + 1)
+    ]  # fmt: skip
+    return World.from_dict({
+        "tokens": {"github": GH_TOKEN, "slack": "xoxb-sandbox"},
+        "people": [
+            {"id": "alice", "name": "Alice", "github": "alice-c", "slack": "U01ALICE"},
+            {"id": "bob", "name": "Bob", "github": "bob-o", "slack": "U02BOB"},
+        ],
+        "github": {"viewer": "syncd-bot", "repos": [
+            {"full_name": "acme/infra", "labels": ["in progress"], "issues": issues}]},
+        "slack": {"channels": [{"id": CHANNEL, "name": "ops", "messages": [
+            {"user": "bob", "text": "The printer is on fire", "ts": "-5h"}]}]},
+    })  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def write_config(
+    path: Path, sandbox: Sandbox, *, port: int, poll: str, slack: bool = False, **github: Any
+) -> Path:
+    extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in github.items())
+    text = (
+        f'[ledger]\nurl = "sqlite:///{path.parent / "ledger.db"}"\n\n'
+        f'[service]\nlisten = "127.0.0.1:{port}"\npoll_interval = "{poll}"\n\n'
+        f'[sources.gh]\nkind = "github"\nbase_url = "{sandbox.urls["github"]}"\n'
+        f'token = "{GH_TOKEN}"\nrepos = ["acme/infra"]\nwebhook_secret = "{GH_SECRET}"\n{extra}\n'
+        '[people.alice]\ngithub = "alice-c"\nslack = "U01ALICE"\n\n'
+        '[people.bob]\ngithub = "bob-o"\nslack = "U02BOB"\n\n'
+        '[[rules]]\nid = "single-owner"\nkind = "single_owner"\n'
+    )
+    if slack:
+        text += (
+            f'\n[sources.chat]\nkind = "slack"\nbase_url = "{sandbox.urls["slack"]}"\n'
+            f'token = "xoxb-sandbox"\nchannels = ["{CHANNEL}"]\nsigning_secret = "{SLACK_SECRET}"\n'
+        )
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Running:
+    """One `syncd run` subprocess."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+    config: Path
+
+    def log(self) -> list[dict[str, Any]]:
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    def logged(self, event: str) -> bool:
+        return any(entry.get("event") == event for entry in self.log())
+
+    def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{self.url}/healthz", timeout=5).json()
+        return data
+
+    def stop(self) -> float:
+        """SIGTERM; returns how long the process took to exit."""
+        started = time.monotonic()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return time.monotonic() - started
+
+
+def start(config: Path, *, wait_healthy: bool = True) -> Running:
+    settings = load_config(config)
+    log_path = config.with_suffix(f".{time.monotonic_ns()}.log")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "--log-format", "json", "run", "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=log_path.open("wb"),
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    running = Running(process, f"http://{settings.service.listen}", log_path, config)
+    until(lambda: running.logged("service started"), "the service to start", process)
+    if wait_healthy:
+        until(lambda: running.health()["status"] == "ok", "the first polls", process)
+    return running
+
+
+def until(check: Callable[[], bool], what: str, process: Any = None, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the service exited ({process.returncode}) waiting for {what}")
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def ledger_keys(config: Path, source: str = "gh") -> list[str]:
+    ledger = Ledger.open(load_config(config).ledger.url)
+    try:
+        return [task.key for task in ledger.tasks(sources=[source])]
+    finally:
+        ledger.close()
+
+
+def task_title(config: Path, key: str) -> str | None:
+    ledger = Ledger.open(load_config(config).ledger.url)
+    try:
+        row = ledger.task_by_key(key, "gh")
+        return row.title if row else None
+    finally:
+        ledger.close()
+
+
+def github_headers(body: bytes, secret: str = GH_SECRET, event: str = "issues") -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-GitHub-Event": event, "X-Hub-Signature-256": f"sha256={digest}",
+            "Content-Type": "application/json"}  # fmt: skip
+
+
+def slack_headers(body: bytes, stamp: int, secret: str = SLACK_SECRET) -> dict[str, str]:
+    base = f"v0:{stamp}:".encode() + body
+    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(stamp), "X-Slack-Signature": f"v0={digest}",
+            "Content-Type": "application/json"}  # fmt: skip
+
+
+# --- one long-polling service shared by the webhook tests ------------------------------
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(make_world()) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def service(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """Polls only hourly: anything that reaches the ledger promptly came by webhook."""
+    config = write_config(
+        tmp_path_factory.mktemp("svc") / "syncd.toml", sandbox, port=free_port(), poll="1h",
+        slack=True,
+    )  # fmt: skip
+    running = start(config)
+    yield running
+    assert running.stop() < 10
+
+
+def test_healthz_and_metrics_answer(service: Running) -> None:
+    health = service.health()
+    assert health["status"] == "ok"
+    assert set(health["sources"]) == {"gh", "chat"}
+    gh = health["sources"]["gh"]
+    assert gh["last_success"] and gh["last_error"] is None and gh["lag_seconds"] >= 0
+    metrics = httpx.get(f"{service.url}/metrics", timeout=5).text
+    assert 'syncd_polls_total{outcome="ok",source="gh"}' in metrics
+    assert 'syncd_items_synced_total{outcome="new",source="gh"} 4.0' in metrics
+    assert 'syncd_open_violations{rule="single-owner"}' in metrics
+    assert 'syncd_sync_lag_seconds{source="chat"}' in metrics
+
+
+def test_signed_webhook_brings_a_change_in_promptly(service: Running, sandbox: Sandbox) -> None:
+    sandbox.webhooks.configure("github", f"{service.url}/webhooks/gh", GH_SECRET)
+    try:
+        sandbox.world.edit_gh_issue("acme/infra", 2, title="Renew the domain")
+        assert sandbox.webhooks.wait()
+    finally:
+        sandbox.webhooks.disable("github")
+    assert [d.status for d in sandbox.webhooks.of("github")] == [200]
+    until(lambda: task_title(service.config, "acme/infra#2") == "Renew the domain",
+          "the webhook's change in the ledger", service.process)  # fmt: skip
+    assert any(e.get("event") == "poll done" and e.get("run_id") for e in service.log())
+
+
+def test_forged_signature_is_refused_and_nothing_is_written(
+    service: Running, sandbox: Sandbox
+) -> None:
+    sandbox.world.add_gh_issue("acme/infra", "Should wait for the hourly poll")
+    body = json.dumps({"action": "opened"}).encode()
+    forged = httpx.post(f"{service.url}/webhooks/gh", content=body,
+                        headers=github_headers(body, secret="guess"), timeout=5)  # fmt: skip
+    unsigned = httpx.post(f"{service.url}/webhooks/gh", content=body, timeout=5)
+    assert (forged.status_code, unsigned.status_code) == (401, 401)
+    time.sleep(1.5)  # a prompt poll, had one been triggered, finishes well within this
+    assert "acme/infra#5" not in ledger_keys(service.config)
+
+
+def test_unknown_event_is_acknowledged_and_ignored(service: Running) -> None:
+    body = b'{"zen": "Keep it logically awesome."}'
+    reply = httpx.post(f"{service.url}/webhooks/gh", content=body,
+                       headers=github_headers(body, event="ping"), timeout=5)  # fmt: skip
+    assert reply.status_code == 200
+    metrics = httpx.get(f"{service.url}/metrics", timeout=5).text
+    assert 'syncd_webhooks_total{outcome="ignored",source="gh"} 1.0' in metrics
+
+
+def test_oversized_body_gets_413(service: Running) -> None:
+    body = b"{" + b" " * (1 << 20) + b"}"
+    reply = httpx.post(f"{service.url}/webhooks/gh", content=body,
+                       headers=github_headers(body), timeout=10)  # fmt: skip
+    assert reply.status_code == 413
+
+
+def test_unknown_source_gets_404(service: Running) -> None:
+    assert httpx.post(f"{service.url}/webhooks/nope", content=b"{}", timeout=5).status_code == 404
+
+
+def test_slack_url_verification_stale_and_replayed_requests(service: Running) -> None:
+    url = f"{service.url}/webhooks/chat"
+    challenge = json.dumps({"type": "url_verification", "challenge": "c-123"}).encode()
+    now = int(time.time())
+    answer = httpx.post(url, content=challenge, headers=slack_headers(challenge, now), timeout=5)
+    assert answer.status_code == 200 and answer.json() == {"challenge": "c-123"}
+
+    event = json.dumps({"type": "event_callback", "event": {"type": "message"}}).encode()
+    stale = httpx.post(url, content=event, headers=slack_headers(event, now - 600), timeout=5)
+    assert stale.status_code == 401
+    fresh = slack_headers(event, now)
+    assert httpx.post(url, content=event, headers=fresh, timeout=5).status_code == 200
+    replay = httpx.post(url, content=event, headers=fresh, timeout=5)
+    assert replay.status_code == 401 and "replay" in replay.json()["error"]
+
+
+def test_slack_webhook_from_the_sandbox_brings_a_message_in(
+    service: Running, sandbox: Sandbox
+) -> None:
+    sandbox.webhooks.configure("slack", f"{service.url}/webhooks/chat", SLACK_SECRET)
+    try:
+        sandbox.world.add_slack_message(CHANNEL, "Badge reader at door 3 is dead", user="bob")
+        assert sandbox.webhooks.wait()
+    finally:
+        sandbox.webhooks.disable("slack")
+    assert [d.status for d in sandbox.webhooks.of("slack")] == [200]
+    until(lambda: len(ledger_keys(service.config, "chat")) == 2, "the Slack message",
+          service.process)  # fmt: skip
+
+
+# --- services of their own ----------------------------------------------------------------
+
+
+def test_poll_brings_a_change_into_the_ledger(tmp_path: Path) -> None:
+    with Sandbox(make_world()) as sandbox:
+        config = write_config(tmp_path / "syncd.toml", sandbox, port=free_port(), poll="1s")
+        running = start(config)
+        try:
+            sandbox.world.edit_gh_issue("acme/infra", 3, title="Polled in")
+            until(lambda: task_title(config, "acme/infra#3") == "Polled in", "the next poll",
+                  running.process)  # fmt: skip
+        finally:
+            assert running.stop() < 10
+
+
+def test_sigterm_mid_sync_exits_promptly_and_loses_nothing(tmp_path: Path) -> None:
+    with Sandbox(make_world(120)) as sandbox:
+        sandbox.faults.delay("github", 0.25, "/repos/*/issues")  # ~12 slow pages
+        config = write_config(
+            tmp_path / "syncd.toml", sandbox, port=free_port(), poll="1h", per_page=10
+        )
+        running = start(config, wait_healthy=False)
+        until(lambda: running.logged("page committed"), "the first page", running.process)
+        assert running.stop() < 10
+        assert running.process.returncode == 0
+        assert running.logged("shutdown: stopped after committing the page in hand")
+        partial = ledger_keys(config)
+        assert 0 < len(partial) < 120
+
+        sandbox.faults.clear()
+        again = start(config)
+        try:
+            keys = ledger_keys(config)
+            assert sorted(keys) == sorted(f"acme/infra#{n}" for n in range(1, 121))
+        finally:
+            assert again.stop() < 10
+
+
+def test_sighup_with_a_broken_config_keeps_the_running_one(tmp_path: Path) -> None:
+    with Sandbox(make_world()) as sandbox:
+        config = write_config(tmp_path / "syncd.toml", sandbox, port=free_port(), poll="1h")
+        running = start(config)
+        try:
+            good = config.read_text()
+            config.write_text(good + "\n[sources.broken]\nkind = 'gitlab'\n")
+            running.process.send_signal(signal.SIGHUP)
+            until(lambda: running.logged("config reload refused; the running config stays"),
+                  "the refusal", running.process)  # fmt: skip
+            assert running.process.poll() is None
+            assert running.health()["status"] == "ok"
+
+            config.write_text(good.replace('poll_interval = "1h"', 'poll_interval = "1s"'))
+            running.process.send_signal(signal.SIGHUP)
+            until(lambda: running.logged("config reloaded"), "the reload", running.process)
+            sandbox.world.edit_gh_issue("acme/infra", 4, title="After the reload")
+            until(lambda: task_title(config, "acme/infra#4") == "After the reload",
+                  "a poll at the new interval", running.process)  # fmt: skip
+        finally:
+            assert running.stop() < 10
+
+
+# --- the poll policy, in process with a frozen clock ---------------------------------------
+
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def test_scheduler_jitters_backs_off_and_caps() -> None:
+    scheduler = Scheduler({"gh": timedelta(minutes=5)}, START, rng=random.Random(7))
+    assert scheduler.due(START) == ["gh"]
+    next_poll = scheduler.succeeded("gh", START)
+    assert next_poll is not None
+    assert timedelta(minutes=4.5) <= next_poll - START <= timedelta(minutes=5.5)
+    assert scheduler.poke("gh", START) and scheduler.due(START) == ["gh"]
+
+    delays = []
+    for _ in range(10):
+        retry = scheduler.failed("gh", START)
+        assert retry is not None
+        delays.append((retry - START).total_seconds())
+    assert 4.5 <= delays[0] <= 5.5 and 9 <= delays[1] <= 11 and 18 <= delays[2] <= 22
+    assert max(delays) <= 15 * 60 * 1.1  # capped
+    assert not scheduler.poke("gh", START), "a webhook must not cut a backoff short"
+    scheduler.succeeded("gh", START)
+    assert scheduler.failures("gh") == 0
+
+
+def test_failing_source_backs_off_and_its_tasks_stay(tmp_path: Path) -> None:
+    with Sandbox(make_world()) as sandbox:
+        settings = load_config(
+            write_config(tmp_path / "syncd.toml", sandbox, port=free_port(), poll="5m")
+        )
+        ledger = Ledger.open(settings.ledger.url)
+        clock = FrozenClock(START)
+        service = Service(settings, compile_rules(settings.rules), ledger, clock)
+        try:
+            first = service.cycle()
+            assert first is not None and not first.failed
+            sandbox.faults.error("github", status=401)
+            clock.advance(timedelta(minutes=6))
+            failed = service.cycle()
+            assert failed is not None and failed.sources["gh"].failed
+            assert len(list(ledger.tasks(sources=["gh"]))) == 4
+            assert service.health()["sources"]["gh"]["consecutive_failures"] == 1
+            clock.advance(timedelta(seconds=2))
+            assert service.cycle() is None, "still backing off"
+            sandbox.faults.clear()
+            clock.advance(timedelta(seconds=10))
+            recovered = service.cycle()
+            assert recovered is not None and not recovered.failed
+            assert service.health()["status"] == "ok"
+        finally:
+            ledger.close()
+
+
+def test_a_time_based_check_coming_due_triggers_evaluation(tmp_path: Path) -> None:
+    with Sandbox(make_world()) as sandbox:
+        config = write_config(tmp_path / "syncd.toml", sandbox, port=free_port(), poll="30d")
+        config.write_text(
+            config.read_text() + '\n[[rules]]\nid = "stale"\nkind = "stale"\ndays = 3\n'
+        )
+        settings = load_config(config)
+        ledger = Ledger.open(settings.ledger.url)
+        clock = FrozenClock(datetime.now(UTC))
+        service = Service(settings, compile_rules(settings.rules), ledger, clock)
+        try:
+            first = service.cycle()
+            assert first is not None and first.evaluation.rules["stale"].open == 0
+            assert service.cycle() is None, "nothing due yet"
+            clock.advance(timedelta(days=1, hours=1))  # issue 1 goes stale 3 days after -2d
+            later = service.cycle()
+            assert later is not None and later.sources == {}, "no poll, only the rule check"
+            assert later.evaluation.came_due >= 1
+            assert later.evaluation.rules["stale"].open == 1
+        finally:
+            ledger.close()
