@@ -261,6 +261,8 @@ def _blocker_problem(
 class VerifyParams(Params):
     # Who is asked for sign-off: a person id (a QA lead); default the reporter.
     verifier: str | None = None
+    # Reopen work closed without verification when asking (GitHub, Jira). Off by default.
+    reopen: bool = False
 
 
 class VerifyBeforeClose(RuleKind):

@@ -327,3 +327,44 @@ def test_a_daily_digest_instead_of_single_nudges(tmp_path: Path, sandbox: Sandbo
         assert len(mail.messages) == 2
     finally:
         smtp.stop()
+
+
+def test_verification_loop_asks_the_verifier_and_can_reopen(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    sandbox.world.edit_gh_issue(REPO, 4, labels=[])
+    sandbox.world.close_gh_issue(REPO, 4)  # done, nobody verified it
+    config = write_config(tmp_path, sandbox, '{ via = "source", every = "2d" }')
+    config.write_text(
+        config.read_text()
+        + '\n[[rules]]\nid = "verify"\nkind = "verify_before_close"\nverifier = "alice"\n'
+        'reopen = true\nfollowup = { via = "source", every = "2d" }\n'
+    )
+    report = run(config, FrozenClock(datetime.now(UTC)))
+    [ask] = [p for p in report.planned if p.rule_id == "verify"]
+    assert ask.delivery.recipient == "alice" and ask.delivery.target["reopen"] is True
+    issue = sandbox.world.gh_issue(REPO, 4)
+    assert issue is not None and issue.state == "open"
+    assert any("@alice-c" in c.body and "not verified" in c.body for c in issue.comments)
+
+
+def test_jira_reopen_uses_a_transition_back_to_to_do() -> None:
+    from syncd.connectors.jira.settings import JiraSettings
+    from syncd.writer.base import Delivery
+    from syncd.writer.jira import JiraWriter
+
+    world = World.from_dict({
+        "tokens": {"jira": "sandbox-jira-token"},
+        "jira": {"projects": [{"key": "OPS", "id": "10000", "name": "Ops"}],
+                 "issues": [{"key": "OPS-1", "summary": "Done, unverified", "status": "Done"}]},
+    })  # fmt: skip
+    with Sandbox(world) as served:
+        settings = JiraSettings(kind="jira", url=served.urls["jira"], email="bot@acme.example",
+                                token="sandbox-jira-token", jql="project = OPS")  # type: ignore[arg-type]  # fmt: skip
+        writer = JiraWriter("ops", settings)
+        delivery = Delivery("verify:1:1:0", "jira", {"source": "ops", "key": "OPS-1", "reopen": True},
+                            body="Please verify")  # fmt: skip
+        writer.post(delivery)
+        writer.close()
+        issue = served.world.jira_issue("OPS-1")
+        assert issue is not None and issue.status == "To Do"

@@ -73,6 +73,11 @@ class GitHubWriter:
         return None
 
     def post(self, delivery: Delivery) -> str:
+        if delivery.target.get("reopen"):
+            # Reopening is idempotent, so it goes first: a crash after it is harmless.
+            path = self._issue_path(delivery)
+            status, _headers, body = self._request("PATCH", path, data={"state": "open"})
+            self._check(status, body, delivery, "reopen")
         url = f"{self._issue_path(delivery)}/comments"
         status, _headers, body = self._request("POST", url, data={"body": comment_body(delivery)})
         self._check(status, body, delivery, "comment on")

@@ -83,9 +83,33 @@ class JiraWriter:
                 return None
 
     def post(self, delivery: Delivery) -> str:
+        if delivery.target.get("reopen"):
+            self._reopen(delivery)  # idempotent, so before the comment
         url = f"{self.api}/issue/{self._issue_key(delivery)}/comment"
         created = self._call("POST", url, delivery, "comment on", body=comment_payload(delivery))
         return str(created["id"])
+
+    def _reopen(self, delivery: Delivery) -> None:
+        """Move the issue back to a to-do status through the workflow's own transition."""
+        url = f"{self.api}/issue/{self._issue_key(delivery)}/transitions"
+        listing = self._call("GET", url, delivery, "list the transitions of")
+        for transition in listing.get("transitions") or []:
+            target = transition.get("to") or {}
+            category = (target.get("statusCategory") or {}).get("key")
+            if category == "new" or "reopen" in str(transition.get("name", "")).lower():
+                body = json.dumps({"transition": {"id": transition["id"]}})
+                try:
+                    self.client._session.post(url, data=body)
+                except JIRAError as error:
+                    raise _from_status(error.status_code, error, "reopen", self.source) from None
+                except requests.RequestException as error:
+                    raise WriteError(
+                        f"the connection to Jira failed to reopen ({type(error).__name__})"
+                    ) from None
+                return
+        raise WriteError(
+            "the Jira workflow offers no transition back to a to-do status", permanent=True
+        )
 
     # --- plumbing ------------------------------------------------------------------
 

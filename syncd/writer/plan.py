@@ -153,10 +153,13 @@ def _plan_one(
     if window > 0 and not escalation:
         # Comments cannot always be edited in place; say this one replaces the last.
         body += f" (Reminder {window + 1}; this replaces syncd's earlier note.)"
+    target = _target(channel, task, recipient, people, settings)
+    if getattr(rule.params, "reopen", False) and channel in ("github", "jira") and not escalation:
+        target["reopen"] = True
     delivery = Delivery(
         idempotency_key=key,
         channel=channel,
-        target=_target(channel, task, recipient, people, settings),
+        target=target,
         recipient=recipient,
         mention=people.handle_of(recipient, HANDLE_OF_CHANNEL[channel]),
         body=body,
