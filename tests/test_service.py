@@ -79,17 +79,26 @@ def free_port() -> int:
 
 
 def write_config(
-    path: Path, sandbox: Sandbox, *, port: int, poll: str, slack: bool = False, **github: Any
+    path: Path,
+    sandbox: Sandbox,
+    *,
+    port: int,
+    poll: str,
+    slack: bool = False,
+    ledger: str | None = None,
+    **github: Any,
 ) -> Path:
     extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in github.items())
+    url = ledger or f"sqlite:///{path.parent / 'ledger.db'}"
     text = (
-        f'[ledger]\nurl = "sqlite:///{path.parent / "ledger.db"}"\n\n'
+        f'[ledger]\nurl = "{url}"\n\n'
         f'[service]\nlisten = "127.0.0.1:{port}"\npoll_interval = "{poll}"\n\n'
         f'[sources.gh]\nkind = "github"\nbase_url = "{sandbox.urls["github"]}"\n'
         f'token = "{GH_TOKEN}"\nrepos = ["acme/infra"]\nwebhook_secret = "{GH_SECRET}"\n{extra}\n'
         '[people.alice]\ngithub = "alice-c"\nslack = "U01ALICE"\n\n'
         '[people.bob]\ngithub = "bob-o"\nslack = "U02BOB"\n\n'
         '[[rules]]\nid = "single-owner"\nkind = "single_owner"\n'
+        'followup = { via = "source", every = "30d" }\n'
     )
     if slack:
         text += (
@@ -220,6 +229,9 @@ def test_healthz_and_metrics_answer(service: Running) -> None:
     assert set(health["sources"]) == {"gh", "chat"}
     gh = health["sources"]["gh"]
     assert gh["last_success"] and gh["last_error"] is None and gh["lag_seconds"] >= 0
+    # Rules are evaluated just after the polls that made the service healthy.
+    until(lambda: "syncd_open_violations{" in httpx.get(f"{service.url}/metrics").text,
+          "the first evaluation")  # fmt: skip
     metrics = httpx.get(f"{service.url}/metrics", timeout=5).text
     assert 'syncd_polls_total{outcome="ok",source="gh"}' in metrics
     assert 'syncd_items_synced_total{outcome="new",source="gh"} 4.0' in metrics
@@ -439,3 +451,52 @@ def test_a_time_based_check_coming_due_triggers_evaluation(tmp_path: Path) -> No
             assert later.evaluation.rules["stale"].open == 1
         finally:
             ledger.close()
+
+
+# --- replicas on PostgreSQL -----------------------------------------------------------------
+
+
+def outbox_states(url: str) -> list[str]:
+    from syncd.ledger.models import OutboxItem
+
+    ledger = Ledger.open(url, auto_upgrade=False)
+    try:
+        with ledger.sessions() as session:
+            return [row.state for row in session.query(OutboxItem).all()]
+    finally:
+        ledger.close()
+
+
+@pytest.mark.postgres
+def test_three_replicas_store_each_item_once_and_post_each_follow_up_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    with Sandbox(make_world(40)) as sandbox:
+        replicas = []
+        for n in range(3):
+            config = write_config(
+                tmp_path / f"replica{n}.toml", sandbox, port=free_port(), poll="1s",
+                ledger=postgres_url, per_page=10,
+            )  # fmt: skip
+            replicas.append(start(config, wait_healthy=False))
+        try:
+            config = replicas[0].config
+
+            def settled(issues: int) -> bool:
+                # Issue 1 has an owner; every other one gets one nudge.
+                states = outbox_states(postgres_url)
+                return len(ledger_keys(config)) == issues and states == ["sent"] * (issues - 1)
+
+            until(lambda: settled(40), "40 tasks and 39 follow-ups", timeout=40)
+            replicas[0].process.kill()  # SIGKILL: no chance to clean up
+            replicas[0].process.wait()
+            for n in range(41, 51):
+                sandbox.world.add_gh_issue("acme/infra", f"Late chore {n}", user="bob")
+            until(lambda: settled(50), "the late issues after a replica died", timeout=40)
+            time.sleep(2)  # a few more polls by the survivors: still nothing twice
+            posted = [w.target for w in sandbox.writes.list("github", "issue_comment")]
+            assert sorted(posted) == sorted(f"acme/infra#{n}" for n in range(2, 51))
+            assert sorted(ledger_keys(config)) == sorted(f"acme/infra#{n}" for n in range(1, 51))
+        finally:
+            for replica in replicas[1:]:
+                assert replica.stop() < 10

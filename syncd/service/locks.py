@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Protocol
 
 from sqlalchemy import Connection, Engine, text
@@ -16,6 +18,9 @@ class SourceLocks(Protocol):
 
     def release(self, names: list[str]) -> None: ...
 
+    def exclusive(self, name: str) -> AbstractContextManager[None]:
+        """Wait for `name` and hold it for the block (for short, shared steps)."""
+
 
 class NoLocks:
     """A single process (SQLite): every source is ours."""
@@ -25,6 +30,9 @@ class NoLocks:
 
     def release(self, names: list[str]) -> None:
         return None
+
+    def exclusive(self, name: str) -> AbstractContextManager[None]:
+        return nullcontext()
 
 
 class AdvisoryLocks:
@@ -58,14 +66,23 @@ class AdvisoryLocks:
         for name in names:
             self._conn().execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key(name)})
 
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        key = {"key": lock_key(name)}
+        self._conn().execute(text("SELECT pg_advisory_lock(:key)"), key)
+        try:
+            yield
+        finally:
+            self._conn().execute(text("SELECT pg_advisory_unlock(:key)"), key)
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
 
 
-def lock_key(source: str) -> int:
-    """A stable signed 64-bit key per source name (advisory locks take a bigint)."""
-    digest = hashlib.blake2b(f"syncd:source:{source}".encode(), digest_size=8).digest()
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key per name (advisory locks take a bigint)."""
+    digest = hashlib.blake2b(f"syncd:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

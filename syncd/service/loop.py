@@ -1,9 +1,10 @@
 """The poll loop of `syncd run`: pull what is due, evaluate, follow up, sleep.
 
-One cycle is one `reconcile` over the sources that are due (possibly none, when
-only a time-based rule check came due), so the service and the command line
-share every stage. The loop runs on the main thread and is the only writer of
-the ledger in this process; webhooks and signals only set flags and wake it.
+One cycle runs the stages of `syncd.reconcile` over the sources that are due
+(possibly none, when only a time-based rule check came due), so the service and
+the command line share every stage. The loop runs on the main thread and is the
+only writer of the ledger in this process; webhooks and signals only set flags
+and wake it. On PostgreSQL, advisory locks keep replicas off each other's work.
 """
 
 from __future__ import annotations
@@ -23,19 +24,29 @@ from syncd.config import ConfigError, Settings, load_config
 from syncd.ledger.models import TaskRow
 from syncd.ledger.repository import Ledger
 from syncd.logs import get_logger
-from syncd.reconcile import ReconcileReport, reconcile
-from syncd.rules.engine import CompiledRule, RuleConfigError, compile_rules, evaluation_context
+from syncd.reconcile import ReconcileReport
+from syncd.rules.engine import (
+    CompiledRule,
+    RuleConfigError,
+    compile_rules,
+    evaluate,
+    evaluation_context,
+)
 from syncd.service.health import Health
 from syncd.service.locks import NoLocks, SourceLocks
 from syncd.service.metrics import Metrics
 from syncd.service.schedule import Scheduler
-from syncd.sync import SourceSummary
+from syncd.sync import SourceSummary, pull_all
+from syncd.writer.outbox import drain, enqueue
+from syncd.writer.plan import plan_followups
 from syncd.writer.registry import writer_registry
 
 # The longest the loop sleeps without looking again: bounds the effect of a clock jump.
 MAX_SLEEP = timedelta(seconds=30)
 # A cycle that crashed (ledger unreachable, a bug) is retried after this long.
 CYCLE_RETRY = timedelta(seconds=10)
+
+RULES_LOCK = "rules"
 
 log = get_logger("syncd.service")
 
@@ -159,12 +170,7 @@ class Service:
             self._record_source(name, summary)
 
         try:
-            with writer_registry(self.settings) as writer_for:
-                report = reconcile(
-                    self.settings, self.ledger, names, self.rules, self.clock,
-                    writer_for=writer_for, on_page=self._between_pages,
-                    on_source_done=on_source_done,
-                )  # fmt: skip
+            report = self._pull_evaluate_deliver(names, on_source_done)
         except ShutdownRequested:
             log.info("shutdown: stopped after committing the page in hand")
             return None
@@ -176,6 +182,31 @@ class Service:
             return None
         self._after(report)
         return report
+
+    def _pull_evaluate_deliver(
+        self, names: list[str], on_source_done: Callable[[str, SourceSummary], None]
+    ) -> ReconcileReport:
+        """`reconcile`, with the rules step serialized across replicas.
+
+        Polls of different sources may run on different replicas at once, but
+        evaluation and planning read and write every open violation, so one
+        replica at a time does them; delivery is safe in parallel (SKIP LOCKED).
+        """
+        settings, rules, clock = self.settings, self.rules, self.clock
+        summaries, people = pull_all(
+            settings, self.ledger, names, clock,
+            on_page=self._between_pages, on_source_done=on_source_done,
+        )  # fmt: skip
+        with self.locks.exclusive(RULES_LOCK):
+            evaluation = evaluate(self.ledger, rules, settings.policy, clock.now())
+            plan = plan_followups(self.ledger, rules, settings, people, clock.now())
+            enqueued = enqueue(self.ledger, plan.planned, clock.now())
+        with writer_registry(settings) as writer_for:
+            delivery = drain(self.ledger, writer_for, clock.now())
+        return ReconcileReport(
+            sources=summaries, evaluation=evaluation, planned=plan.planned, skipped=plan.skipped,
+            enqueued=enqueued, delivery=delivery, unmapped=sorted(people.unmapped),
+        )  # fmt: skip
 
     def _between_pages(self, _source: str, _fetched: int) -> None:
         # Called after each committed page: the natural place to stop on SIGTERM.
