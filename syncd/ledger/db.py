@@ -40,7 +40,11 @@ def create_ledger_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **json_options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, **json_options)
+    # No server-side prepared statements: after five runs psycopg would switch a query
+    # to a generic plan, and for `external_id IN (…500 values…)` that plan is a full scan.
+    return create_engine(
+        url, pool_pre_ping=True, connect_args={"prepare_threshold": None}, **json_options
+    )
 
 
 def _json_dumps(value: Any) -> str:
