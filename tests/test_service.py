@@ -500,3 +500,13 @@ def test_three_replicas_store_each_item_once_and_post_each_follow_up_once(
         finally:
             for replica in replicas[1:]:
                 assert replica.stop() < 10
+
+
+def test_a_webhook_during_a_poll_is_not_lost() -> None:
+    scheduler = Scheduler({"gh": timedelta(hours=1)}, START, rng=random.Random(1))
+    scheduler.started(scheduler.due(START), START)
+    scheduler.poke("gh", START + timedelta(seconds=1))  # arrives while the poll runs
+    assert scheduler.succeeded("gh", START + timedelta(seconds=2)) == START + timedelta(seconds=2)
+    scheduler.started(["gh"], START + timedelta(seconds=2))
+    later = scheduler.succeeded("gh", START + timedelta(seconds=3))
+    assert later is not None and later > START + timedelta(minutes=50)

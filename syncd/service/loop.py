@@ -153,6 +153,7 @@ class Service:
         run_id = uuid.uuid4().hex[:12]
         with structlog.contextvars.bound_contextvars(run_id=run_id):
             names = self.locks.acquire(due)
+            self.scheduler.started(names, now)
             for busy in set(due) - set(names):
                 self.scheduler.postpone(busy, now)  # another replica is polling it
             try:

@@ -22,6 +22,8 @@ class SourceSchedule:
     interval: timedelta
     next_due: datetime
     failures: int = 0
+    poll_started: datetime | None = None
+    poked: datetime | None = None
 
 
 def backoff(
@@ -80,7 +82,15 @@ class Scheduler:
             if schedule is None or schedule.failures:
                 return False
             schedule.next_due = min(schedule.next_due, now)
+            schedule.poked = now
             return True
+
+    def started(self, names: list[str], now: datetime) -> None:
+        """A poll of `names` begins: a poke from now on must not be lost when it ends."""
+        with self._lock:
+            for name in names:
+                if name in self._sources:
+                    self._sources[name].poll_started = now
 
     def succeeded(self, name: str, now: datetime) -> datetime | None:
         """Record a good poll; returns when the source is polled next."""
@@ -90,6 +100,10 @@ class Scheduler:
                 return None
             schedule.failures = 0
             schedule.next_due = now + self._jittered(schedule.interval)
+            if _poked_during_poll(schedule):
+                # The change may postdate what this poll read: poll again right away.
+                schedule.next_due = now
+            schedule.poll_started = schedule.poked = None
             return schedule.next_due
 
     def postpone(self, name: str, now: datetime) -> None:
@@ -117,3 +131,11 @@ class Scheduler:
 
     def _jittered(self, delay: timedelta) -> timedelta:
         return delay * (1 + self._rng.uniform(-JITTER, JITTER))
+
+
+def _poked_during_poll(schedule: SourceSchedule) -> bool:
+    return (
+        schedule.poked is not None
+        and schedule.poll_started is not None
+        and schedule.poked >= schedule.poll_started
+    )
