@@ -133,6 +133,8 @@ class PolicySettings(Strict):
     # Noise control: a task carrying this label is never nudged; `pause_followups`
     # stops every nudge (violations are still tracked).
     snooze_label: str = "syncd:snooze"
+    # The same from Slack: a reaction (by name) on the message snoozes its task.
+    snooze_reaction: str = "zzz"
     # When nudges may go out, unless a person says otherwise; "00:00-24:00" for always.
     working_hours: str = "00:00-24:00"
     working_days: list[Weekday] = list(WEEKDAYS)

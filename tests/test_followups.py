@@ -368,3 +368,19 @@ def test_jira_reopen_uses_a_transition_back_to_to_do() -> None:
         writer.close()
         issue = served.world.jira_issue("OPS-1")
         assert issue is not None and issue.status == "To Do"
+
+
+def test_a_zzz_reaction_snoozes_a_slack_task(tmp_path: Path) -> None:
+    from syncd.ledger.models import TaskRow
+    from syncd.writer.plan import _snoozed
+
+    path = tmp_path / "syncd.toml"
+    path.write_text(
+        '[sources.chat]\nkind = "slack"\ntoken = "xoxb-x"\nchannels = ["C1"]\n\n'
+        '[sources.gh]\nkind = "github"\ntoken = "t0ken"\nrepos = ["a/b"]\n'
+    )
+    settings = load_config(path)
+    assert _snoozed(TaskRow(source="chat", key="C1/1.0", labels=["zzz"]), settings)
+    assert not _snoozed(TaskRow(source="chat", key="C1/2.0", labels=["eyes"]), settings)
+    assert not _snoozed(TaskRow(source="gh", key="a/b#1", labels=["zzz"]), settings)
+    assert _snoozed(TaskRow(source="gh", key="a/b#2", labels=["syncd:snooze"]), settings)

@@ -175,6 +175,8 @@ class Mapper:
             priority=priority,
             priority_raw=priority_raw,
             links=list(dict.fromkeys(ref for r in replies for ref in r.refs)),
+            # Reactions act as labels: a `:zzz:` snoozes follow-ups, as a label does elsewhere.
+            labels=sorted({str(r.get("name")) for r in _reactions(message) if r.get("name")}),
             created_at=sent_at,
             updated_at=max(activity_at, edited or activity_at),
             closed_at=(closed_at or activity_at)

@@ -133,11 +133,7 @@ def _plan_one(
     people: PeopleDirectory,
     now: datetime,
 ) -> PlannedFollowup | None:
-    policy = settings.policy
-    if (
-        policy.snooze_label.lower() in (label.lower() for label in task.labels)
-        or task.key in policy.exempt
-    ):
+    if _snoozed(task, settings):
         return None
     window = int((now - violation.first_seen) / followup.every)
     escalation = followup.max is not None and window >= followup.max
@@ -175,6 +171,15 @@ def _plan_one(
         escalation=escalation,
         digest=_wants_digest(recipient, settings),
     )
+
+
+def _snoozed(task: TaskRow, settings: Settings) -> bool:
+    """Snoozed from the source itself (a label, a Slack reaction) or exempt in the config."""
+    policy = settings.policy
+    labels = {label.lower() for label in task.labels}
+    source = settings.sources.get(task.source)
+    reacted = source is not None and source.kind == "slack" and policy.snooze_reaction in labels
+    return policy.snooze_label.lower() in labels or reacted or task.key in policy.exempt
 
 
 def _wants_digest(recipient: str, settings: Settings) -> bool:
