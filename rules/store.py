@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, select, update
+from sqlalchemy import Row, bindparam, func, literal, select, update
 
-from syncd.ledger.models import Base, LedgerRevision, TaskLink, TaskRow, Violation
+from syncd.ledger.models import Base, LedgerRevision, TaskLink, TaskRow, UTCDateTime, Violation
 from syncd.ledger.repository import Ledger
 from syncd.rules.view import TaskView
 
@@ -235,11 +235,13 @@ class RuleStore:
                 )
             if found:
                 session.execute(
-                    VIOLATIONS.insert(),
+                    # `now` is bound once for the statement, not once per row.
+                    VIOLATIONS.insert().values(
+                        first_seen=literal(now, UTCDateTime()), last_seen=literal(now, UTCDateTime())
+                    ),
                     [
                         {"rule_id": f.rule_id, "kind": f.kind, "task_id": f.task_id,
-                         "severity": f.severity, "message": f.message, "first_seen": now,
-                         "last_seen": now, "resolved_at": None}
+                         "severity": f.severity, "message": f.message}
                         for f in found.values()
                     ],
                 )  # fmt: skip
