@@ -40,7 +40,7 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _CurrentStderr()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared[:-2],
@@ -58,6 +58,14 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
     # Chatty libraries stay at WARNING unless asked for DEBUG.
     for name in ("urllib3", "httpx", "httpcore", "github", "jira", "uvicorn.access", "alembic"):
         logging.getLogger(name).setLevel(logging.DEBUG if level.upper() == "DEBUG" else "WARNING")
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is now (test runners swap and close it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def _stdlib_message_redactor(
