@@ -8,10 +8,10 @@ Mon 2, Fri 6, Mon 9, Wed 11, Fri 13.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from corpus_root import CORPUS as SHARED_CORPUS
 
 from syncd.extract import (
     DateOrder,
@@ -30,7 +30,7 @@ WEDNESDAY_LATE_UTC = datetime(2026, 3, 4, 22, 30, tzinfo=UTC)
 # 05:00 UTC on Wednesday is still 21:00 on Tuesday 2026-03-03 in Los Angeles.
 WEDNESDAY_EARLY_UTC = datetime(2026, 3, 4, 5, 0, tzinfo=UTC)
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "email" / "email-reply-parser"
+CORPUS = SHARED_CORPUS / "email" / "email-reply-parser"
 
 
 class DueCase(NamedTuple):

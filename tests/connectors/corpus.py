@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-CORPUS = Path(
-    os.environ.get("SYNCD_CORPUS", Path(__file__).resolve().parents[3] / "shared" / "corpus")
-)
+from corpus_root import CORPUS
 
 _LINES_PER_EXCHANGE = 11
 _PATH_LINE = 4  # 0-based: line 5 of an exchange is path?query

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import mailbox
-from pathlib import Path
 
 import pytest
+from corpus_root import CORPUS as SHARED_CORPUS
 
 from syncd.connectors.mail.pages import parse_or_quarantine
 from syncd.connectors.mail.parse import NotARequest, parse_message
 from syncd.model import QuarantinedItem
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "email"
-if not CORPUS.exists():
-    CORPUS = Path("/work/shared/corpus/email")
+CORPUS = SHARED_CORPUS / "email"
 
 
 def corpus_messages() -> list[tuple[str, bytes]]:

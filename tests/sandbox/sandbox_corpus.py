@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-CORPUS = Path(os.environ.get("SYNCD_CORPUS", Path(__file__).resolve().parents[3] / "shared"
-                             / "corpus"))
+from corpus_root import CORPUS
 
 
 @dataclass
@@ -30,7 +27,7 @@ class Exchange:
 def corpus_file(relative: str) -> Path:
     path = CORPUS / relative
     if not path.exists():
-        pytest.skip(f"corpus file {relative} not available")
+        pytest.fail(f"corpus file {relative} is missing from {CORPUS}")
     return path
 
 
