@@ -232,3 +232,38 @@ def test_sudden_mass_disappearance_is_refused(ledger: Ledger) -> None:
     with pytest.raises(SuspiciousDisappearance, match="lacks 30 of its 40"):
         ledger.mark_gone("gh", {make_task(n).external_id for n in range(10)}, now=NOW)
     assert sum(1 for _ in ledger.tasks(sources=["gh"])) == 40
+
+
+def test_newer_only_ingest_never_replaces_a_newer_state(ledger: Ledger) -> None:
+    newer = make_task(1, title="Second edit", updated_at=NOW)
+    ledger.ingest_page("gh", [newer], now=NOW, newer_only=True)
+    late = make_task(1, title="First edit", updated_at=NOW - timedelta(minutes=5))
+    result = ledger.ingest_page("gh", [late], now=NOW, newer_only=True)
+    assert (result.stale, result.updated, result.changed_task_ids) == (1, 0, [])
+    row = ledger.task_by_key("acme/api#1")
+    assert row is not None and row.title == "Second edit"
+    same_second = make_task(1, title="Third edit", updated_at=NOW)
+    assert ledger.ingest_page("gh", [same_second], now=NOW, newer_only=True).updated == 1
+    # Without the flag (a poll of the CLI's reconcile), the page is applied as read.
+    assert ledger.ingest_page("gh", [late], now=NOW).updated == 1
+
+
+def test_newer_only_upsert_holds_against_a_write_that_raced_the_read(ledger: Ledger) -> None:
+    ledger.ingest_page("gh", [make_task(1, title="Old", updated_at=NOW - timedelta(hours=2))],
+                       now=NOW)  # fmt: skip
+    with ledger.sessions.begin() as session:
+        # The read said "older" (it ran before the newer write), the write must still refuse.
+        ids = ledger._upsert(
+            session,
+            [_row_of(make_task(1, title="Stale", updated_at=NOW - timedelta(hours=3)))],
+            newer_only=True,
+        )
+    assert ids == {}
+    row = ledger.task_by_key("acme/api#1")
+    assert row is not None and row.title == "Old"
+
+
+def _row_of(task: Task) -> dict[str, object]:
+    from syncd.ledger.repository import _row
+
+    return _row(task, task.content_hash(), NOW, 1)

@@ -58,6 +58,8 @@ class IngestResult:
     updated: int = 0
     unchanged: int = 0
     quarantined: int = 0
+    # Items older than what the ledger holds (a late or out-of-order delivery), skipped.
+    stale: int = 0
     # Tasks elsewhere whose activity this page moved (see `Activity`).
     linked: int = 0
     changed_task_ids: list[int] = field(default_factory=list)
@@ -67,6 +69,7 @@ class IngestResult:
         self.updated += other.updated
         self.unchanged += other.unchanged
         self.quarantined += other.quarantined
+        self.stale += other.stale
         self.linked += other.linked
         self.changed_task_ids.extend(other.changed_task_ids)
 
@@ -80,6 +83,7 @@ class _Known:
     gone: bool
     last_activity_at: datetime | None
     participants: list[str]
+    updated_at: datetime | None
 
 
 class Ledger:
@@ -112,15 +116,22 @@ class Ledger:
         cursor: dict[str, Any] | None = None,
         quarantined: Sequence[QuarantinedItem] = (),
         activity: Sequence[Activity] = (),
+        newer_only: bool = False,
     ) -> IngestResult:
-        """Upsert a page, record its quarantine and activity, and move its cursor, atomically."""
+        """Upsert a page, record its quarantine and activity, and move its cursor, atomically.
+
+        With `newer_only`, an item whose `updated_at` is older than the stored one is
+        skipped (counted as `stale`): a late webhook delivery, or a read that raced
+        one, never replaces a newer state. Equal stamps are applied (the source's
+        clock has second precision, so two edits in one second look alike).
+        """
         result = IngestResult(quarantined=len(quarantined))
         unique = {task.external_id: task for task in tasks if task.source == source}
         if len(unique) != len({t.external_id for t in tasks}):
             raise ValueError(f"every task of this page must belong to source {source!r}")
         with self.sessions.begin() as session:
             for batch in _batches(list(unique.values()), BATCH_SIZE):
-                result.add(self._ingest_batch(session, source, batch, now))
+                result.add(self._ingest_batch(session, source, batch, now, newer_only))
             if quarantined:
                 session.add_all(_quarantine_rows(source, stream, quarantined, now))
             if activity:
@@ -132,13 +143,16 @@ class Ledger:
         return result
 
     def _ingest_batch(
-        self, session: Session, source: str, batch: list[Task], now: datetime
+        self, session: Session, source: str, batch: list[Task], now: datetime, newer_only: bool
     ) -> IngestResult:
         known = self._known(session, source, [t.external_id for t in batch])
         result = IngestResult()
         rows: list[dict[str, Any]] = []
         for task in batch:
             previous = known.get(task.external_id)
+            if newer_only and previous is not None and _older(task, previous):
+                result.stale += 1
+                continue
             if previous is not None:
                 _keep_activity(task, previous)
             digest = task.content_hash()
@@ -152,7 +166,7 @@ class Ledger:
             rows.append(_row(task, digest, now, self._revision(session)))
         if not rows:
             return result
-        ids = self._upsert(session, rows)
+        ids = self._upsert(session, rows, newer_only)
         by_external = {t.external_id: t for t in batch}
         changed = [(ids[eid], by_external[eid], known.get(eid)) for eid in ids]
         self._write_payloads(session, changed, now)
@@ -225,6 +239,7 @@ class Ledger:
             TaskRow.gone_at,
             TaskRow.last_activity_at,
             TaskRow.participants,
+            TaskRow.updated_at,
         ).where(TaskRow.source == source, TaskRow.external_id.in_(external_ids))
         return {
             row.external_id: _Known(
@@ -235,19 +250,30 @@ class Ledger:
                 row.gone_at is not None,
                 row.last_activity_at,
                 list(row.participants or []),
+                row.updated_at,
             )
             for row in session.execute(query)
         }
 
-    def _upsert(self, session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    def _upsert(
+        self, session: Session, rows: list[dict[str, Any]], newer_only: bool = False
+    ) -> dict[str, int]:
         insert = self._insert(TASKS)
         excluded = insert.excluded
         updatable = [c for c in rows[0] if c not in ("source", "external_id", "first_seen_at")]
+        # A concurrent writer may have stored the same content already.
+        where = (TaskRow.content_hash != excluded.content_hash) | TaskRow.gone_at.is_not(None)
+        if newer_only:
+            # ...or a newer state, between our read of the known rows and this write.
+            where = where & (
+                TaskRow.updated_at.is_(None)
+                | excluded.updated_at.is_(None)
+                | (excluded.updated_at >= TaskRow.updated_at)
+            )
         statement = insert.on_conflict_do_update(
             index_elements=[TaskRow.source, TaskRow.external_id],
             set_={column: excluded[column] for column in updatable},
-            # A concurrent writer may have stored the same content already.
-            where=(TaskRow.content_hash != excluded.content_hash) | TaskRow.gone_at.is_not(None),
+            where=where,
         ).returning(TaskRow.id, TaskRow.external_id)
         # Core execution (not the ORM bulk path) batches the RETURNING upsert per page.
         result = session.connection().execute(statement, rows)
@@ -323,6 +349,12 @@ class Ledger:
     def save_cursor(self, source: str, stream: str, value: dict[str, Any], now: datetime) -> None:
         with self.sessions.begin() as session:
             self._save_cursor(session, source, stream, value, now)
+
+    def forget_cursor(self, source: str, stream: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(
+                delete(SyncCursor).where(SyncCursor.source == source, SyncCursor.stream == stream)
+            )
 
     def mark_gone(
         self,
@@ -421,6 +453,15 @@ class Ledger:
             query = query.where(QuarantineRow.source == source)
         with self.sessions() as session:
             return list(session.scalars(query))
+
+
+def _older(task: Task, previous: _Known) -> bool:
+    """The incoming item says it is older than the stored one (unknown stamps: not older)."""
+    return (
+        task.updated_at is not None
+        and previous.updated_at is not None
+        and task.updated_at < previous.updated_at
+    )
 
 
 def _keep_activity(task: Task, previous: _Known) -> None:
