@@ -96,7 +96,13 @@ class SmtpSettings(Strict):
 class ServiceSettings(Strict):
     listen: str = "127.0.0.1:8787"
     poll_interval: Duration = timedelta(minutes=5)
+    # At most one webhook-triggered poll per source per this interval: a burst of
+    # webhooks whose payload cannot be ingested directly costs a bounded number of polls.
+    webhook_poll_spacing: Duration = timedelta(seconds=5)
+    # The person told (once per outage) when a source keeps failing or refuses its token.
     admin: str | None = None
+    # Consecutive failed polls before the admin is told; a refused token tells at once.
+    alert_after: int = Field(default=3, ge=1)
 
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -281,9 +287,30 @@ def _validate(data: dict[str, Any], path: Path, lines: KeyLines) -> Settings:
         name: _validate_source(name, table, path, lines) for name, table in raw_sources.items()
     }
     try:
-        return Settings(**data, sources=sources)
+        settings = Settings(**data, sources=sources)
     except ValidationError as exc:
         raise ConfigError(_validation_message(exc, Settings, (), path, lines)) from None
+    _check_person_references(settings, path, lines)
+    return settings
+
+
+def _check_person_references(settings: Settings, path: Path, lines: KeyLines) -> None:
+    """Keys that name a person must name one of `[people.<id>]`."""
+    references: list[tuple[tuple[str | int, ...], str | None]] = [
+        (("service", "admin"), settings.service.admin),
+    ]
+    for index, rule in enumerate(settings.rules):
+        if rule.followup is not None:
+            escalation: tuple[str | int, ...] = ("rules", index, "followup", "escalate_to")
+            references.append((escalation, rule.followup.escalate_to))
+    known = list(settings.people)
+    for keypath, person_id in references:
+        if person_id is not None and person_id not in settings.people:
+            raise ConfigError(
+                f"{_where(path, lines, keypath)}: {_dotted(keypath)}: no person {person_id!r} "
+                f"is configured"
+                f"{_did_you_mean(person_id, known)} (add a [people.{person_id}] table)"
+            )
 
 
 def _validate_source(name: str, table: Any, path: Path, lines: KeyLines) -> SourceSettings:

@@ -38,6 +38,7 @@ class SourceSummary:
     gone: int = 0
     failed: bool = False
     error: str | None = None
+    failure_kind: FailureKind | None = None  # for a SourceError; None for a crash
     seconds: float = 0.0
     changed_task_ids: list[int] = field(default_factory=list)
 
@@ -115,7 +116,7 @@ def pull_source(
                 if on_page is not None:
                     on_page(name, summary.fetched)
     except SourceError as error:
-        summary.failed, summary.error = True, str(error)
+        summary.failed, summary.error, summary.failure_kind = True, str(error), error.kind
         log.error("source failed", kind=error.kind.value, error=str(error))
     except SuspiciousDisappearance as error:
         summary.failed, summary.error = True, str(error)
@@ -197,7 +198,9 @@ def pull_all(
                     name, settings.sources[name], settings, ledger, people, clock
                 )
             except SourceError as error:
-                summaries[name] = SourceSummary(failed=True, error=str(error))
+                summaries[name] = SourceSummary(
+                    failed=True, error=str(error), failure_kind=error.kind
+                )
             else:
                 summaries[name] = pull_source(connector, name, ledger, clock, on_page=on_page)
         if on_source_done is not None:

@@ -32,6 +32,7 @@ from syncd.rules.engine import (
     evaluate,
     evaluation_context,
 )
+from syncd.service import alerts
 from syncd.service.health import Health
 from syncd.service.locks import NoLocks, SourceLocks
 from syncd.service.metrics import Metrics
@@ -219,6 +220,9 @@ class Service:
         self.metrics_state.observe_source(name, summary)
         if summary.failed:
             retry = self.scheduler.failed(name, now)
+            alerts.observe_source(
+                self.ledger, self.settings, name, summary, self.scheduler.failures(name), now
+            )
             self.health_state.failed(name, now, summary.error or "failed", retry)
             log.warning(
                 "poll failed",
@@ -229,6 +233,7 @@ class Service:
             )
             return
         next_poll = self.scheduler.succeeded(name, now)
+        alerts.observe_source(self.ledger, self.settings, name, summary, 0, now)
         self.health_state.succeeded(name, now, next_poll)
         log.info(
             "poll done",

@@ -16,11 +16,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 
 from syncd.config import Settings
-from syncd.ledger.models import Base, OutboxItem
+from syncd.ledger.models import OutboxItem
 from syncd.ledger.repository import Ledger
+from syncd.writer.direct import direct_target, insert_message
 from syncd.writer.schedule import next_working_moment
-
-OUTBOX = Base.metadata.tables["outbox"]
 
 
 def compose_digests(ledger: Ledger, settings: Settings, now: datetime) -> int:
@@ -31,7 +30,7 @@ def compose_digests(ledger: Ledger, settings: Settings, now: datetime) -> int:
         person = settings.people.get(person_id)
         if person is None or next_working_moment(now, person, settings.policy) is not None:
             continue  # not at work now: the digest waits for their working hours
-        target = _target(person_id, settings)
+        target = direct_target(person_id, settings, "syncd: your daily follow-ups")
         if target is None:
             continue
         channel, where = target
@@ -52,16 +51,6 @@ def _waiting_by_person(ledger: Ledger) -> dict[str, list[OutboxItem]]:
     return grouped
 
 
-def _target(person_id: str, settings: Settings) -> tuple[str, dict[str, object]] | None:
-    person = settings.people[person_id]
-    if settings.smtp is not None and person.email:
-        return "email", {"to": person.email, "subject": "syncd: your daily follow-ups"}
-    slack = next((name for name, s in settings.sources.items() if s.kind == "slack"), None)
-    if slack and person.slack:
-        return "slack", {"source": slack, "user": person.slack}
-    return None
-
-
 def _make_digest(
     ledger: Ledger,
     person_id: str,
@@ -73,31 +62,12 @@ def _make_digest(
 ) -> bool:
     key = f"digest:{person_id}:{day}"
     lines = [f"{len(items)} things need you today:"] + [f"- {item.body}" for item in items]
-    insert = ledger._insert(OUTBOX)
     with ledger.sessions.begin() as session:
-        created = (
-            session.connection()
-            .execute(
-                insert.values(
-                    idempotency_key=key,
-                    rule_id="digest",
-                    task_id=None,
-                    violation_id=None,
-                    channel=channel,
-                    target=target,
-                    recipient=person_id,
-                    body="\n".join(lines),
-                    state="pending",
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-                .on_conflict_do_nothing(index_elements=["idempotency_key"])
-                .returning(OUTBOX.c.id)
-            )
-            .first()
-        )
-        if created is None:
+        created = insert_message(
+            ledger, session.connection(), key=key, kind="digest", person_id=person_id,
+            channel=channel, target=target, body="\n".join(lines), now=now,
+        )  # fmt: skip
+        if not created:
             return False  # today's digest already went out: these wait for tomorrow
         session.execute(
             update(OutboxItem)
