@@ -510,3 +510,27 @@ def test_a_webhook_during_a_poll_is_not_lost() -> None:
     scheduler.started(["gh"], START + timedelta(seconds=2))
     later = scheduler.succeeded("gh", START + timedelta(seconds=3))
     assert later is not None and later > START + timedelta(minutes=50)
+
+
+def test_a_burst_of_pokes_costs_one_poll_per_spacing() -> None:
+    spacing = timedelta(seconds=5)
+    scheduler = Scheduler({"gh": timedelta(hours=1)}, START, rng=random.Random(3),
+                          webhook_spacing=spacing)  # fmt: skip
+    now, polls = START, 0
+    poll_ends: datetime | None = None
+    for _ in range(60 * 200):  # 200 pokes a second for a minute; each poll takes 0.4 s
+        now += timedelta(milliseconds=5)
+        scheduler.poke("gh", now)
+        if poll_ends is not None and now >= poll_ends:
+            scheduler.succeeded("gh", now)
+            poll_ends = None
+        if poll_ends is None and scheduler.due(now) == ["gh"]:
+            scheduler.started(["gh"], now)
+            polls += 1
+            poll_ends = now + timedelta(milliseconds=400)
+    assert 10 <= polls <= 60 / spacing.total_seconds() + 1
+    # The last poke is never dropped: a poll is due within one spacing of it.
+    if poll_ends is not None:
+        scheduler.succeeded("gh", poll_ends)
+    next_due = scheduler.next_due()
+    assert next_due is not None and next_due <= now + spacing

@@ -79,7 +79,9 @@ class Service:
         self.settings, self.rules, self.ledger, self.clock = settings, rules, ledger, clock
         self.config_path = config_path
         now = clock.now()
-        self.scheduler = scheduler or Scheduler(poll_intervals(settings), now)
+        self.scheduler = scheduler or Scheduler(
+            poll_intervals(settings), now, webhook_spacing=settings.service.webhook_poll_spacing
+        )
         self.locks: SourceLocks = locks or NoLocks()
         self.health_state = Health(list(settings.sources), now)
         self.metrics_state = Metrics()
@@ -289,6 +291,7 @@ class Service:
         settings = self._keep_restart_only_keys(settings)
         self.settings, self.rules = settings, rules
         self.scheduler.configure(poll_intervals(settings), self.clock.now())
+        self.scheduler.webhook_spacing = settings.service.webhook_poll_spacing
         self.health_state.configure(list(settings.sources))
         log.info("config reloaded", sources=list(settings.sources))
         self.wake.set()

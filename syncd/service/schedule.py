@@ -3,6 +3,10 @@
 Pure state over an injected time, so the policy is tested without sleeping. The
 scheduler is shared by the poll loop and the webhook handlers (which only mark a
 source due), hence the lock.
+
+Webhook pokes are coalesced: a poll started less than `webhook_spacing` ago
+covers them, so a burst of any size costs at most one poll per spacing per
+source (plus the regular ones).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class SourceSchedule:
     failures: int = 0
     poll_started: datetime | None = None
     poked: datetime | None = None
+    last_started: datetime | None = None  # the latest poll's start, running or done
 
 
 def backoff(
@@ -44,8 +49,10 @@ class Scheduler:
         rng: random.Random | None = None,
         first_backoff: timedelta = FIRST_BACKOFF,
         max_backoff: timedelta = MAX_BACKOFF,
+        webhook_spacing: timedelta = timedelta(0),
     ) -> None:
         self._rng = rng or random.Random()
+        self.webhook_spacing = webhook_spacing
         self._first_backoff, self._max_backoff = first_backoff, max_backoff
         self._lock = threading.Lock()
         self._sources: dict[str, SourceSchedule] = {}
@@ -73,16 +80,23 @@ class Scheduler:
             return min((s.next_due for s in self._sources.values()), default=None)
 
     def poke(self, name: str, now: datetime) -> bool:
-        """A webhook said the source changed: poll it now, unless it is backing off.
+        """A webhook said the source changed: poll it soon, unless it is backing off.
 
-        Backoff wins so that a burst of webhooks cannot hammer a failing source.
+        "Soon" is now, or `webhook_spacing` after the latest poll started, whichever
+        is later. Backoff wins so that a burst of webhooks cannot hammer a failing
+        source. Returns True when the source's next poll moved earlier (wake the loop).
         """
         with self._lock:
             schedule = self._sources.get(name)
             if schedule is None or schedule.failures:
                 return False
-            schedule.next_due = min(schedule.next_due, now)
             schedule.poked = now
+            if schedule.poll_started is not None:
+                return False  # `succeeded` schedules the poll that follows this one
+            wanted = self._spaced(schedule, now)
+            if wanted >= schedule.next_due:
+                return False
+            schedule.next_due = wanted
             return True
 
     def started(self, names: list[str], now: datetime) -> None:
@@ -91,6 +105,7 @@ class Scheduler:
             for name in names:
                 if name in self._sources:
                     self._sources[name].poll_started = now
+                    self._sources[name].last_started = now
 
     def succeeded(self, name: str, now: datetime) -> datetime | None:
         """Record a good poll; returns when the source is polled next."""
@@ -101,8 +116,8 @@ class Scheduler:
             schedule.failures = 0
             schedule.next_due = now + self._jittered(schedule.interval)
             if _poked_during_poll(schedule):
-                # The change may postdate what this poll read: poll again right away.
-                schedule.next_due = now
+                # The change may postdate what this poll read: poll again, spaced.
+                schedule.next_due = min(schedule.next_due, self._spaced(schedule, now))
             schedule.poll_started = schedule.poked = None
             return schedule.next_due
 
@@ -120,6 +135,7 @@ class Scheduler:
             if schedule is None:
                 return None
             schedule.failures += 1
+            schedule.poll_started = schedule.poked = None
             delay = backoff(schedule.failures, first=self._first_backoff, cap=self._max_backoff)
             schedule.next_due = now + self._jittered(delay)
             return schedule.next_due
@@ -128,6 +144,11 @@ class Scheduler:
         with self._lock:
             schedule = self._sources.get(name)
             return schedule.failures if schedule else 0
+
+    def _spaced(self, schedule: SourceSchedule, now: datetime) -> datetime:
+        if schedule.last_started is None:
+            return now
+        return max(now, schedule.last_started + self.webhook_spacing)
 
     def _jittered(self, delay: timedelta) -> timedelta:
         return delay * (1 + self._rng.uniform(-JITTER, JITTER))
