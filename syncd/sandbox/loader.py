@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from syncd.sandbox.clock import parse_day, slack_ts
+from syncd.sandbox.scenario import parse_scenario
 from syncd.sandbox.world import (
     JIRA_STATUSES,
     GhComment,
@@ -61,6 +62,7 @@ def populate(world: World, data: Json) -> None:
     _load_github(world, data.get("github") or {})
     _load_jira(world, data.get("jira") or {})
     _load_slack(world, data.get("slack") or {})
+    world.scenario = parse_scenario(data)
 
 
 # ---------------------------------------------------------------- GitHub

@@ -20,6 +20,7 @@ from syncd.sandbox import github, jira, slack
 from syncd.sandbox.context import Context
 from syncd.sandbox.faults import Faults
 from syncd.sandbox.recording import RequestLog, Writes
+from syncd.sandbox.scenario import Timeline, apply
 from syncd.sandbox.webhooks import Webhooks
 from syncd.sandbox.world import World
 
@@ -45,6 +46,8 @@ class Sandbox:
         self.world = world or World.default()
         self.ctx = Context(self.world)
         self.webhooks = Webhooks(self.world, self.ctx)
+        scenario = self.world.scenario
+        self.timeline = Timeline(self.world, scenario.timeline if scenario else [])
         self.urls: dict[str, str] = {}
         self._servers: list[tuple[_Server, threading.Thread]] = []
 
@@ -79,7 +82,10 @@ class Sandbox:
             self.ctx.base_urls[service] = base
             self.urls[service] = base + "/api/" if service == "slack" else base
             self._launch(app, sock)
+        if self.world.scenario is not None:
+            apply(self.world.scenario, self)
         self.webhooks.start()
+        self.timeline.start()
         return self
 
     def _launch(self, app: ASGIApp, sock: socket.socket) -> None:
@@ -98,6 +104,7 @@ class Sandbox:
         self._servers.append((server, thread))
 
     def stop(self) -> None:
+        self.timeline.stop()
         self.webhooks.stop()
         for server, _ in self._servers:
             server.should_exit = True

@@ -16,9 +16,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from syncd.sandbox.clock import from_slack_ts, parse_day, parse_when, slack_ts, utcnow
+
+if TYPE_CHECKING:
+    from syncd.sandbox.scenario import Scenario
 
 Json = dict[str, Any]
 
@@ -287,6 +290,8 @@ class World:
         self.tokens: dict[str, list[str]] = {k: list(v) for k, v in DEFAULT_TOKENS.items()}
         self.people: dict[str, Person] = {}
         self.settings: Json = {}
+        # Faults, webhook targets and timed changes the world file asks of the sandbox.
+        self.scenario: Scenario | None = None
         self._listeners: list[Callable[[Change], None]] = []
         # GitHub
         self.gh_users: dict[str, GhUser] = {}
@@ -359,7 +364,13 @@ class World:
 
     @classmethod
     def load(cls, path: str | Path) -> World:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise WorldError(
+                f"line {error.lineno}, column {error.colno}: not valid JSON: {error.msg}"
+            ) from None
+        return cls.from_dict(data)
 
     @classmethod
     def default(cls) -> World:

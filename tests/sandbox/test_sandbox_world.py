@@ -5,14 +5,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from syncd.sandbox import Sandbox, World
+from syncd.sandbox import Sandbox, World, WorldError
 from syncd.sandbox.clock import utcnow
 
 
@@ -183,3 +188,87 @@ def test_serve_prints_urls_and_stops_on_sigterm(tmp_path: Any) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
+
+
+# --- the world file's faults, webhook targets and timeline ----------------------------
+
+
+def scenario_world(extra: dict[str, Any]) -> dict[str, Any]:
+    data = json.loads((Path(__file__).parents[2] / "syncd/sandbox/worlds/default.json").read_text())
+    return {**data, **extra}
+
+
+def test_world_file_faults_are_on_from_the_first_request() -> None:
+    world = World.from_dict(scenario_world({"faults": [
+        {"service": "github", "kind": "error", "status": 503, "route": "/repos/*/issues",
+         "times": 1}]}))  # fmt: skip
+    headers = {"Authorization": "token sandbox-github-token"}
+    with Sandbox(world) as sandbox:
+        url = sandbox.urls["github"] + "/repos/example-org/api/issues"
+        assert httpx.get(url, headers=headers).status_code == 503
+        assert httpx.get(url, headers=headers).status_code == 200, "times = 1: only once"
+
+
+def test_timeline_changes_the_world_and_sends_its_webhooks(receiver: Any) -> None:
+    url, received = receiver
+    world = World.from_dict(scenario_world({
+        "webhooks": [{"service": "github", "url": url, "secret": "s3cret"}],
+        "timeline": [
+            {"after": "100ms", "do": "close_gh_issue",
+             "args": {"full_name": "example-org/api", "number": 1}},
+            {"after": "50ms", "every": "50ms", "times": 3, "do": "add_gh_comment",
+             "args": {"full_name": "example-org/api", "number": 2, "body": "ping",
+                      "user": "bob"}},
+        ],
+    }))  # fmt: skip
+    with Sandbox(world) as sandbox:
+        deadline = time.monotonic() + 10
+        while len(sandbox.timeline.done) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert sandbox.webhooks.wait()
+        assert [action for action, _ in sandbox.timeline.done].count("add_gh_comment") == 3
+        assert sandbox.world.gh_issue("example-org/api", 1).state == "closed"
+    events = [(h["x-github-event"], json.loads(b)["action"]) for h, b in received]
+    assert events.count(("issue_comment", "created")) == 3
+    assert ("issues", "closed") in events
+    for headers, body in received:
+        assert headers["x-hub-signature-256"] == "sha256=" + _hmac("s3cret", body)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"timeline": [{"do": "drop_table"}]}, "timeline[0].do: 'drop_table' is not a change"),
+        ({"timeline": [{"do": "close_gh_issue", "args": {"full_name": "o/r"}}]},
+         "timeline[0].args: missing a required argument: 'number'"),
+        ({"timeline": [{"do": "add_gh_issue", "after": "soon",
+                        "args": {"full_name": "o/r", "title": "t"}}]},
+         "timeline[0].after: 'soon' is not a duration"),
+        ({"faults": [{"service": "github", "kind": "explode"}]}, "faults[0].kind: unknown fault"),
+        ({"faults": [{"service": "gitlab", "kind": "error"}]}, "faults[0].service: 'gitlab'"),
+        ({"webhooks": [{"service": "jira", "url": "http://127.0.0.1:1/"}]},
+         "webhooks[0]: missing secret"),
+    ],
+)  # fmt: skip
+def test_a_wrong_scenario_fails_when_the_world_loads(extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(WorldError) as raised:
+        World.from_dict(scenario_world(extra))
+    assert message in str(raised.value)
+
+
+def test_syncd_sandbox_rejects_a_broken_world_file_with_exit_2(tmp_path: Path) -> None:
+    broken = tmp_path / "world.json"
+    broken.write_text('{"timeline": [{"do": "drop_table"}]}')
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd", "sandbox", "--world", str(broken)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "timeline[0].do" in result.stderr
+    broken.write_text('{"github": {"repos": [}')
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd", "sandbox", "--world", str(broken)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "line 1" in result.stderr, result.stderr
