@@ -256,19 +256,20 @@ def test_a_wrong_scenario_fails_when_the_world_loads(extra: dict[str, Any], mess
     assert message in str(raised.value)
 
 
+def serve_world_file(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", "sandbox", "--world", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
 def test_syncd_sandbox_rejects_a_broken_world_file_with_exit_2(tmp_path: Path) -> None:
     broken = tmp_path / "world.json"
     broken.write_text('{"timeline": [{"do": "drop_table"}]}')
-    result = subprocess.run(
-        [sys.executable, "-m", "syncd", "sandbox", "--world", str(broken)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    result = serve_world_file(broken)
     assert result.returncode == 2
     assert "timeline[0].do" in result.stderr
     broken.write_text('{"github": {"repos": [}')
-    result = subprocess.run(
-        [sys.executable, "-m", "syncd", "sandbox", "--world", str(broken)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    result = serve_world_file(broken)
     assert result.returncode == 2
     assert "line 1" in result.stderr, result.stderr
