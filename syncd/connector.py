@@ -9,12 +9,17 @@ id the source still has; only then may the driver mark the others gone.
 
 Third-party connectors implement this protocol and register the class in the
 `syncd.connectors` entry point group (see README, "Adding a connector").
+
+A connector whose webhooks carry whole items may also offer `webhook_items`
+(see `WebhookItems`): `syncd run` then ingests a verified delivery directly,
+without a poll and without moving any cursor; the next poll still reconciles.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 from structlog.stdlib import BoundLogger
@@ -24,7 +29,16 @@ from syncd.config import PolicySettings, SourceSettings
 from syncd.model import Activity, QuarantinedItem, Task
 from syncd.people import PeopleDirectory
 
-__all__ = ["Activity", "Connector", "ConnectorContext", "ConnectorFactory", "Listing", "Page"]
+__all__ = [
+    "Activity",
+    "Connector",
+    "ConnectorContext",
+    "ConnectorFactory",
+    "Listing",
+    "Page",
+    "WebhookItems",
+    "WebhookMapper",
+]
 
 
 @dataclass
@@ -47,6 +61,36 @@ class Listing:
 
     external_ids: set[str]
     scope: str | None = None
+
+
+@dataclass
+class WebhookItems:
+    """What one verified webhook delivery says, as far as its payload can tell.
+
+    `tasks` are ingested at once (never over a newer stored state). `poll` asks for
+    a prompt (coalesced) poll of the source as well: the payload could not tell the
+    whole story (a deletion, an item whose sub-issues need a listing, an event
+    with no item in it). A payload that is malformed raises `MappingError`.
+    """
+
+    tasks: list[Task] = field(default_factory=list)
+    activity: list[Activity] = field(default_factory=list)
+    poll: bool = False
+
+
+class WebhookMapper(Protocol):
+    """`Connector.webhook_items`: a pure function of the delivery, like the mapping."""
+
+    def __call__(
+        self,
+        event: str,
+        payload: Any,
+        *,
+        source: str,
+        settings: Any,
+        people: PeopleDirectory,
+        now: datetime,
+    ) -> WebhookItems: ...
 
 
 @dataclass

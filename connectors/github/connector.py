@@ -30,6 +30,7 @@ from syncd.connectors.github.mapping import (
     wants_sub_issues_listing,
 )
 from syncd.connectors.github.settings import GitHubSettings
+from syncd.connectors.github.webhook import webhook_items
 from syncd.model import CLOSED_STATUSES, QuarantinedItem, Task
 
 Json = dict[str, Any]
@@ -38,6 +39,8 @@ Json = dict[str, Any]
 class GitHubConnector:
     kind: ClassVar[str] = "github"
     settings_model: ClassVar[type[SourceSettings]] = GitHubSettings
+    # `syncd run` ingests `issues` / `issue_comment` deliveries directly.
+    webhook_items = staticmethod(webhook_items)
 
     def __init__(self, settings: GitHubSettings, context: ConnectorContext) -> None:
         self.settings = settings

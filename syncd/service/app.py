@@ -1,7 +1,8 @@
 """The service's HTTP face: `POST /webhooks/<source>`, `/healthz` and `/metrics`.
 
-The app never touches the ledger: a verified webhook only marks its source due
-and wakes the poll loop, which is the ledger's one writer in this process.
+The app never touches the ledger: a verified, relevant webhook is handed to the
+backend (which queues it for direct ingest or marks its source due for a poll)
+and answered at once.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Backend(Protocol):
     def webhook_secret(self, source: str) -> tuple[str, str] | None:
         """(kind, secret) when `source` accepts webhooks, else None."""
 
-    def poke(self, source: str) -> None: ...
+    def accept(self, source: str, event: str, body: bytes) -> str:
+        """Take a verified, relevant delivery; returns what became of it (for the log)."""
 
     def now_timestamp(self) -> float: ...
 
@@ -58,10 +60,9 @@ def create_app(backend: Backend) -> Starlette:
             backend.count_webhook(name, "rejected")
             log.warning("webhook rejected", source=name, reason=str(rejected))
             return _error(401, str(rejected))
-        if verdict.relevant:
-            backend.poke(name)
+        handling = backend.accept(name, verdict.event, body) if verdict.relevant else "ignored"
         backend.count_webhook(name, "accepted" if verdict.relevant else "ignored")
-        log.info("webhook", source=name, webhook_event=verdict.event, relevant=verdict.relevant)
+        log.info("webhook", source=name, webhook_event=verdict.event, handling=handling)
         return JSONResponse(verdict.reply or {"ok": True})
 
     async def healthz(_request: Request) -> Response:

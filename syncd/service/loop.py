@@ -2,9 +2,13 @@
 
 One cycle runs the stages of `syncd.reconcile` over the sources that are due
 (possibly none, when only a time-based rule check came due), so the service and
-the command line share every stage. The loop runs on the main thread and is the
-only writer of the ledger in this process; webhooks and signals only set flags
-and wake it. On PostgreSQL, advisory locks keep replicas off each other's work.
+the command line share every stage. The loop runs on the main thread; signals
+only set flags and wake it. Webhooks whose payload carries the whole item are
+ingested by the webhook worker (`syncd.service.ingest`), which also re-evaluates
+the tasks they changed and then asks the loop for a follow-up pass (coalesced:
+at most one per `webhook_poll_spacing`); other webhooks mark their source due.
+Evaluation is serialized between the two threads (and, on PostgreSQL, across
+replicas by an advisory lock, which also keeps replicas off each other's polls).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from syncd.rules.engine import (
 )
 from syncd.service import alerts
 from syncd.service.health import Health
+from syncd.service.ingest import BatchResult, Delivery, WebhookIngest
 from syncd.service.locks import NoLocks, SourceLocks
 from syncd.service.metrics import Metrics
 from syncd.service.schedule import Scheduler
@@ -90,6 +95,15 @@ class Service:
         self._reload_wanted = threading.Event()
         self._next_check: datetime | None = None
         self.on_stop: Callable[[], None] | None = None
+        # Evaluation runs on the loop and on the webhook worker, one at a time.
+        self._rules_lock = threading.Lock()
+        self._followups_lock = threading.Lock()
+        self._followups_due: datetime | None = None
+        self._last_followups: datetime | None = None
+        self.ingest = WebhookIngest(
+            ledger, clock, lambda: self.settings,
+            on_poll=self.poke, on_ingested=self._after_webhooks,
+        )  # fmt: skip
 
     # --- what the web app and the signal handlers call (any thread) -------------------
 
@@ -101,6 +115,17 @@ class Service:
         if settings is None or secret is None:
             return None
         return settings.kind, secret.get_secret_value()
+
+    def accept(self, source: str, event: str, body: bytes) -> str:
+        """A verified, relevant delivery: ingest it directly where the payload allows."""
+        if not self.ingest.accepts(source):
+            self.poke(source)
+            return "poll"
+        if self.ingest.submit(Delivery(source, event, body)):
+            return "queued"
+        log.warning("webhook queue full; polling instead", source=source)
+        self.poke(source)
+        return "poll"
 
     def poke(self, source: str) -> None:
         if self.scheduler.poke(source, self.clock.now()):
@@ -132,16 +157,24 @@ class Service:
 
     def run(self) -> None:
         log.info("service loop started", sources=list(self.settings.sources))
-        while not self.stopping.is_set():
-            if self._reload_wanted.is_set():
-                self.reload()
-            self.cycle()
-            self._sleep()
+        self.ingest.start()
+        try:
+            while not self.stopping.is_set():
+                if self._reload_wanted.is_set():
+                    self.reload()
+                self.cycle()
+                self._sleep()
+        finally:
+            self.ingest.stop()
         log.info("service loop stopped")
 
     def _sleep(self) -> None:
         now = self.clock.now()
-        moments = [m for m in (self.scheduler.next_due(), self._next_check) if m is not None]
+        with self._followups_lock:
+            followups = self._followups_due
+        moments = [
+            m for m in (self.scheduler.next_due(), self._next_check, followups) if m is not None
+        ]
         wait = min([m - now for m in moments] + [MAX_SLEEP])
         self.wake.wait(max(wait.total_seconds(), 0.0))
         self.wake.clear()
@@ -151,6 +184,7 @@ class Service:
         now = self.clock.now()
         due = self.scheduler.due(now)
         check_due = self._next_check is not None and self._next_check <= now
+        check_due = self._take_followups(now) or check_due
         if not due and not check_due:
             return None
         run_id = uuid.uuid4().hex[:12]
@@ -201,7 +235,7 @@ class Service:
             settings, self.ledger, names, clock,
             on_page=self._between_pages, on_source_done=on_source_done,
         )  # fmt: skip
-        with self.locks.exclusive(RULES_LOCK):
+        with self._rules_lock, self.locks.exclusive(RULES_LOCK):
             evaluation = evaluate(self.ledger, rules, settings.policy, clock.now())
             plan = plan_followups(self.ledger, rules, settings, people, clock.now())
             enqueued = enqueue(self.ledger, plan.planned, clock.now())
@@ -211,6 +245,40 @@ class Service:
             sources=summaries, evaluation=evaluation, planned=plan.planned, skipped=plan.skipped,
             enqueued=enqueued, delivery=delivery, unmapped=sorted(people.unmapped),
         )  # fmt: skip
+
+    # --- after the webhook worker committed a batch (worker thread) ----------------------
+
+    def _after_webhooks(self, batch: BatchResult) -> None:
+        """Re-evaluate what the batch changed, then ask the loop for a follow-up pass."""
+        for name, counts in batch.sources.items():
+            for outcome in ("new", "updated", "unchanged", "stale", "quarantined"):
+                self.metrics_state.webhook_items.labels(name, outcome).inc(getattr(counts, outcome))
+        if not batch.changed_task_ids:
+            return
+        settings, rules = self.settings, self.rules
+        with self._rules_lock, self.locks.exclusive(RULES_LOCK):
+            evaluation = evaluate(self.ledger, rules, settings.policy, self.clock.now())
+        self.metrics_state.observe_evaluation(evaluation)
+        if any(rule.followup is not None for rule in rules):
+            self._request_followups()
+
+    def _request_followups(self) -> None:
+        """Plan and deliver follow-ups soon: now, or a spacing after the last such pass."""
+        now = self.clock.now()
+        spacing = self.settings.service.webhook_poll_spacing
+        with self._followups_lock:
+            if self._followups_due is not None:
+                return
+            last = self._last_followups
+            self._followups_due = now if last is None else max(now, last + spacing)
+        self.wake.set()
+
+    def _take_followups(self, now: datetime) -> bool:
+        with self._followups_lock:
+            if self._followups_due is None or self._followups_due > now:
+                return False
+            self._followups_due, self._last_followups = None, now
+            return True
 
     def _between_pages(self, _source: str, _fetched: int) -> None:
         # Called after each committed page: the natural place to stop on SIGTERM.

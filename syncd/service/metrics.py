@@ -44,6 +44,13 @@ class Metrics:
             ["source", "outcome"],
             registry=r,
         )
+        self.webhook_items = Counter(
+            "syncd_webhook_items",
+            "Items ingested straight from webhook payloads, by outcome in the ledger "
+            "(new, updated, unchanged, stale, quarantined).",
+            ["source", "outcome"],
+            registry=r,
+        )
         self.open_violations = Gauge(
             "syncd_open_violations",
             "Open violations per rule after the last evaluation.",

@@ -1,9 +1,10 @@
 """Webhook authentication and triage, as pure functions over headers and body.
 
 Each source kind signs differently (see SPEC.md, `[service]`). A verified event
-is only *triage*d here: whether it can change the ledger. The app then asks the
-poll loop for a prompt incremental poll of that source, which reads the change
-through the API like any poll, so a webhook never writes a half-trusted payload.
+is only *triage*d here: whether it can change the ledger. A verified signature
+makes the payload the source's own word; the backend then ingests what it carries
+(`syncd.service.ingest`) or, where a payload cannot tell the whole story, asks
+the poll loop for a prompt (coalesced) incremental poll of that source.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class Verdict:
-    relevant: bool  # True: poll the source promptly
+    relevant: bool  # True: the event can change a task (ingest it, or poll promptly)
     reply: dict[str, Any] | None = None  # Slack's url_verification answer
     event: str = ""
 
