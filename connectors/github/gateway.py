@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import github
 from github.Requester import Requester
 
+from syncd import telemetry
 from syncd.errors import FailureKind, SourceError, classify_status
 from syncd.retry import call_idempotent
 
@@ -155,13 +156,16 @@ class GitHubGateway:
                     "GET", url, params, headers
                 )
             except github.GithubException as error:
+                telemetry.count_request(self.source, error.status, error.headers)
                 raise self._error(error.status, {}, str(error.data)) from None
             except (OSError, ValueError) as error:  # timeouts, resets, refused connections
+                telemetry.count_request(self.source, None)
                 raise SourceError(
                     FailureKind.TRANSIENT,
                     f"GitHub did not answer for source {self.source}: {error}",
                 ) from None
             lowered = {k.lower(): v for k, v in response_headers.items()}
+            telemetry.count_request(self.source, status, lowered)
             if status >= 400:
                 raise self._error(status, lowered, body)
             if status == 304:

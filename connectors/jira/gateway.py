@@ -21,6 +21,7 @@ import jira
 import requests
 from jira.exceptions import JIRAError
 
+from syncd import telemetry
 from syncd.connectors.jira.settings import JiraSettings
 from syncd.errors import FailureKind, SourceError, classify_status
 from syncd.retry import RetryPolicy, call_idempotent
@@ -117,6 +118,10 @@ class JiraGateway:
             max_retries=0,  # ours retry, theirs would stack and sleep up to a minute
             get_server_info=False,  # asked through `server_info`, retried and translated
         )
+        self.client._session.hooks["response"].append(self._count_response)
+
+    def _count_response(self, response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+        telemetry.count_request(self.source, response.status_code, response.headers)
 
     def close(self) -> None:
         self.client.close()  # type: ignore[no-untyped-call]
@@ -126,6 +131,8 @@ class JiraGateway:
             try:
                 return call()
             except Exception as error:
+                if isinstance(error, requests.ConnectionError | requests.Timeout):
+                    telemetry.count_request(self.source, None)  # no answer, so no hook ran
                 raise translate_error(error, self.source, self.settings.timeout) from None
 
         return call_idempotent(translated, what=f"jira {what}", policy=self.retry)

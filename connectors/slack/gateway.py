@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from syncd import telemetry
 from syncd.errors import FailureKind, SourceError, classify_status
 from syncd.retry import call_idempotent
 
@@ -126,10 +127,12 @@ class SlackGateway:
             try:
                 response = self.client.get(method, params=params)
             except httpx.HTTPError as error:  # timeouts, resets, refused connections
+                telemetry.count_request(self.source, None)
                 raise SourceError(
                     FailureKind.TRANSIENT,
                     f"Slack did not answer {method} for source {self.source}: {error!r}",
                 ) from None
+            telemetry.count_request(self.source, response.status_code, response.headers)
             return self._body(method, response, channel)
 
         return call_idempotent(attempt, what=f"Slack {method}")

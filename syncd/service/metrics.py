@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from syncd.rules.engine import EvaluationResult
+from syncd.service.api_metrics import ApiCollector
 from syncd.sync import SourceSummary
 from syncd.writer.outbox import DrainResult
 
@@ -20,6 +21,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        r.register(ApiCollector())
         self.items = Counter(
             "syncd_items_synced",
             "Work items read from a source, by outcome in the ledger.",
