@@ -41,6 +41,7 @@ class Delivery:
     body: bytes
     status: int | None = None
     error: str | None = None
+    sent_at: float | None = None  # time.time() just before the POST
 
     @property
     def payload(self) -> Json:
@@ -270,6 +271,7 @@ class Webhooks:
                     self._cond.notify_all()
 
     def _deliver(self, client: httpx.Client, delivery: Delivery) -> None:
+        delivery.sent_at = time.time()
         try:
             response = client.post(delivery.url, content=delivery.body, headers=delivery.headers)
             delivery.status = response.status_code
