@@ -17,7 +17,7 @@ without a poll and without moving any cursor; the next poll still reconciles.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
@@ -104,6 +104,11 @@ class ConnectorContext:
     log: BoundLogger
     # The committed cursor of a stream, or None before the first sync.
     read_cursor: Callable[[str], dict[str, Any] | None]
+    # The raw payloads this source stored for its live tasks with these external ids:
+    # what the connector itself wrote before, e.g. where a thread's older messages are.
+    read_payloads: Callable[[Collection[str]], dict[str, dict[str, Any]]] = field(
+        default=lambda external_ids: {}
+    )
 
 
 class Connector(Protocol):

@@ -90,6 +90,7 @@ def make_connector(
         clock=clock,
         log=get_logger("syncd.connector", source=name),
         read_cursor=lambda stream: ledger.cursor(name, stream),
+        read_payloads=lambda external_ids: ledger.payloads(name, external_ids),
     )
     connector: Connector = factory(source, context)
     return connector

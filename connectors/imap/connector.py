@@ -11,8 +11,15 @@ Per run:
    re-flagged UIDs in one round trip; their headers are fetched. The count of
    old UIDs still present, compared with the cursor, reveals expunges; only then
    is every folder's UID listing read, which also lets gone threads be marked.
-4. Threads of the changed messages are completed by `SEARCH HEADER` on their
-   Message-IDs in the folders not read whole (older replies, the done folder).
+4. Threads of the changed messages are completed from what the ledger recorded:
+   a thread's task payload lists every message it had, with its folder and UID,
+   so its older messages are fetched by UID (one FETCH per folder for all the
+   threads) and checked by Message-ID. Only a thread the ledger cannot account
+   for (no task under any Message-ID it names, a recorded message no longer where
+   it was) and that may have older messages (it names a parent it does not hold,
+   or a reply subject without one) is searched for with `SEARCH HEADER` /
+   `SUBJECT` in the folders not read whole, which a server without a full-text
+   index answers by scanning every message.
 5. Threads with a changed message are written in pages of about `page_size`
    messages, whole messages fetched per page. Each page's cursor moves each
    folder's `highest_uid` only past UIDs whose threads are written, so a crash
@@ -33,7 +40,7 @@ from syncd.connectors.imap.settings import ImapSettings
 from syncd.connectors.mail.mapping import MailContext
 from syncd.connectors.mail.pages import Thread, map_batch, parse_or_quarantine, thread_batches
 from syncd.connectors.mail.parse import normalized_subject
-from syncd.connectors.mail.threads import StoredMessage, group_threads
+from syncd.connectors.mail.threads import StoredMessage, group_threads, thread_ids
 from syncd.errors import FailureKind, SourceError
 from syncd.model import QuarantinedItem
 
@@ -214,12 +221,13 @@ class ImapConnector:
         partial = [folder for folder in folders if not folder.whole]
         if not partial:
             return
+        settled = self._complete_from_ledger(folders)
         # The selected folder last: the page fetches that follow then need no new SELECT.
         partial.sort(key=lambda folder: folder.name == self.gateway.selected)
         searched: set[str] = set()
         subjects: set[str] = set()
         for _ in range(COMPLETION_ROUNDS):
-            ids, new_subjects = self._thread_terms(folders, searched, subjects)
+            ids, new_subjects = self._thread_terms(folders, settled, searched, subjects)
             if not ids and not new_subjects:
                 return
             searched |= ids
@@ -233,23 +241,59 @@ class ImapConnector:
             if not found:
                 return
 
-    def _thread_terms(
-        self, folders: list[FolderRun], searched: set[str], subjects: set[str]
-    ) -> tuple[set[str], set[str]]:
-        """Message-IDs (and reply subjects) of the changed threads not searched yet."""
+    def _complete_from_ledger(self, folders: list[FolderRun]) -> set[str]:
+        """Read the changed threads' older messages where their tasks recorded them.
+
+        Returns the keys of the tasks whose every recorded message was found again,
+        at its folder and UID, with its Message-ID: those threads are complete
+        (their newer messages are this run's changes) and need no search.
+        """
+        named: set[str] = set()
+        for thread in self._changed_threads(folders):
+            named |= thread_ids(thread)
+        recorded = {
+            key: places
+            for key, payload in self.context.read_payloads(named).items()
+            if (places := recorded_members(payload)) is not None
+        }
+        by_name = {folder.name: folder for folder in folders}
+        wanted: dict[str, set[int]] = {}
+        for places in recorded.values():
+            for name, uid, _ in places:
+                where = by_name.get(name)
+                if where is not None and uid not in where.heads:
+                    wanted.setdefault(name, set()).add(uid)
+        # The selected folder first: its FETCH needs no SELECT.
+        for name in sorted(wanted, key=lambda name: name != self.gateway.selected):
+            self._read_heads(
+                by_name[name], sorted(wanted[name]), [], touched=False, whole_messages=True
+            )
+        return {
+            key
+            for key, places in recorded.items()
+            if all(_holds(by_name.get(name), uid, message_id) for name, uid, message_id in places)
+        }
+
+    def _changed_threads(self, folders: list[FolderRun]) -> list[list[StoredMessage]]:
+        """The threads, among the messages read so far, that hold a changed message."""
         messages = [m for folder in folders for m in folder.heads.values()]
         threads = group_threads(messages, window=self.settings.subject_window)
         touched = {
             id(m) for folder in folders for uid, m in folder.heads.items() if uid in folder.touched
         }
+        return [members for members in threads.values() if any(id(m) in touched for m in members)]
+
+    def _thread_terms(
+        self, folders: list[FolderRun], settled: set[str], searched: set[str], subjects: set[str]
+    ) -> tuple[set[str], set[str]]:
+        """Message-IDs (and reply subjects) of the changed threads still to search for."""
         ids: set[str] = set()
         new_subjects: set[str] = set()
-        for members in threads.values():
-            if not any(id(m) in touched for m in members):
+        for members in self._changed_threads(folders):
+            named = thread_ids(members)
+            if named & settled or not may_have_older(members):
                 continue
-            for stored in members:
-                ids.add(stored.mail.message_id)
-                ids.update(stored.mail.parents)
+            ids |= named
             subject = normalized_subject(members[0].mail.subject)
             if len(subject) >= 8:
                 new_subjects.add(subject)
@@ -364,6 +408,43 @@ class ImapConnector:
                 else (None if folder.reset else (folder.previous or {}).get("highestmodseq")),
             }
         return cursor
+
+
+def recorded_members(payload: Json) -> list[tuple[str, int, str]] | None:
+    """(folder, UID, Message-ID) of every message a task's payload lists, or None when
+    the payload does not say where each one is (written before it recorded UIDs)."""
+    members: list[tuple[str, int, str]] = []
+    for message in payload.get("messages") or ():
+        if not isinstance(message, dict):
+            return None
+        folder, location, message_id = (
+            message.get("folder"),
+            message.get("location"),
+            message.get("message_id"),
+        )
+        if not (isinstance(folder, str) and isinstance(message_id, str)):
+            return None
+        if not (isinstance(location, str) and location.isdigit()):
+            return None
+        members.append((folder, int(location), message_id))
+    return members or None
+
+
+def may_have_older(members: Sequence[StoredMessage]) -> bool:
+    """Whether older messages of this thread can sit in the mailbox unread: one of its
+    messages names a parent the thread does not hold, or says it is a reply without
+    naming any (the subject fallback may join it to an older thread)."""
+    present = {stored.mail.message_id for stored in members}
+    return any(
+        any(parent not in present for parent in stored.mail.parents)
+        or (not stored.mail.parents and stored.mail.has_reply_prefix)
+        for stored in members
+    )
+
+
+def _holds(folder: FolderRun | None, uid: int, message_id: str) -> bool:
+    stored = folder.heads.get(uid) if folder is not None else None
+    return stored is not None and stored.mail.message_id == message_id
 
 
 def _position(stored: StoredMessage, folders: list[FolderRun]) -> tuple[int, int]:

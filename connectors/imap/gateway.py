@@ -107,9 +107,9 @@ class ImapGateway:
         )
 
     def search(self, folder: str, criteria: Sequence[Any]) -> list[int]:
-        return sorted(
-            self._run(lambda c: c.search(list(criteria)), what=f"SEARCH {folder}", folder=folder)
-        )
+        # The trace names the first criterion: MODSEQ and ALL are cheap, HEADER scans.
+        what = f"SEARCH {folder} {criteria[0] if criteria else ''}".rstrip()
+        return sorted(self._run(lambda c: c.search(list(criteria)), what=what, folder=folder))
 
     def fetch(
         self, folder: str, uids: Sequence[int], items: Sequence[str], modifiers: Sequence[str] = ()

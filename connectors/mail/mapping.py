@@ -215,6 +215,9 @@ def _summary(stored: StoredMessage) -> dict[str, object]:
     return {
         "message_id": mail.message_id,
         "folder": stored.folder,
+        # Where the message lives in its folder (IMAP UID, Maildir key): a later run
+        # reads a thread's older messages from here instead of searching for them.
+        "location": stored.location,
         "flags": sorted(stored.flags),
         "from": mail.sender,
         "date": stored.when.isoformat(),

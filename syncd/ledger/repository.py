@@ -9,7 +9,7 @@ one indexed read and no write.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -417,6 +417,24 @@ class Ledger:
         with self.sessions() as session:
             row = session.get(SyncCursor, (source, stream))
             return dict(row.value) if row is not None else None
+
+    def payloads(self, source: str, external_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        """External id → the raw payload last stored, for the source's live tasks among these."""
+        wanted = sorted(set(external_ids))
+        found: dict[str, dict[str, Any]] = {}
+        with self.sessions() as session:
+            for start in range(0, len(wanted), BATCH_SIZE):
+                query = (
+                    select(TaskRow.external_id, RawPayload.payload)
+                    .join(RawPayload, RawPayload.task_id == TaskRow.id)
+                    .where(
+                        TaskRow.source == source,
+                        TaskRow.external_id.in_(wanted[start : start + BATCH_SIZE]),
+                        TaskRow.gone_at.is_(None),
+                    )
+                )
+                found.update((row.external_id, row.payload) for row in session.execute(query))
+        return found
 
     def tasks(
         self,

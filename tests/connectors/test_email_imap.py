@@ -92,6 +92,20 @@ def commands(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return runs
 
 
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The reads each run asked for ("SEARCH INBOX MODSEQ", "FETCH Done", ...)."""
+    runs: list[list[str]] = []
+    close = ImapGateway.close
+
+    def recording_close(self: ImapGateway) -> None:
+        close(self)
+        runs.append(list(self.trace))
+
+    monkeypatch.setattr(ImapGateway, "close", recording_close)
+    return runs
+
+
 def reconcile(settings: Settings) -> SourceSummary:
     ledger = Ledger.open(settings.ledger.url)
     try:
@@ -262,9 +276,9 @@ def test_incremental_runs_send_only_the_minimal_round_trips(
     )
     summary = reconcile(settings)
     assert (summary.new, summary.updated) == (0, 1)
-    # + SELECT INBOX, SEARCH MODSEQ, FETCH the new message; the thread's older messages:
-    #   SELECT Done + SEARCH, SELECT INBOX + SEARCH + FETCH (8). Nothing is read twice.
-    assert commands[-1] == 4 + 8, commands
+    # + SELECT INBOX, SEARCH MODSEQ, FETCH the new message, FETCH the thread's older
+    # message where the ledger recorded it (4). No scanning search; nothing read twice.
+    assert commands[-1] == 4 + 4, commands
     assert tasks(settings)["m3@client.example"].owners == ["bob"]
 
 
@@ -292,3 +306,120 @@ def test_the_whole_corpus_appended_is_stored_or_quarantined(
     # Every message was read and is either in a thread's task (or activity) or quarantined.
     assert summary.fetched == len(messages)
     assert summary.quarantined > 0 and summary.new == len(tasks(settings)) > 100
+
+
+def _reply(client: IMAPClient, message_id: str, parent: str, references: str | None) -> None:
+    append(
+        client,
+        message_id=message_id,
+        sender="alice@acme.example",
+        subject="Re: VPN certificate expired",
+        body="On it.",
+        date="Mon, 02 Mar 2026 12:00:00 +0000",
+        in_reply_to=parent,
+        references=references,
+    )
+
+
+def test_a_reply_to_a_synced_thread_lands_on_its_task_with_no_search(
+    settings: Settings, imap: IMAPClient, reads: list[list[str]]
+) -> None:
+    three_message_thread(imap, to="support@acme.example")
+    append(imap, message_id="other@client.example", subject="Printer jammed")
+    reconcile(settings)
+    _reply(imap, "r3@acme.example", "r2@client.example",
+           "<root@client.example> <r1@acme.example> <r2@client.example>")  # fmt: skip
+    summary = reconcile(settings)
+    assert not summary.failed, summary.error
+    # The whole thread was read again (the task needs every message), nothing else.
+    assert (summary.new, summary.updated, summary.fetched) == (0, 1, 4)
+    assert reads[-1] == [
+        "connect", "STATUS INBOX", "STATUS Done", "SEARCH INBOX MODSEQ", "FETCH INBOX",
+        "FETCH INBOX",
+    ]  # fmt: skip
+    live = tasks(settings)
+    assert set(live) == {"root@client.example", "other@client.example"}
+    task = live["root@client.example"]
+    assert task.last_activity_at.hour == 12 and task.due.isoformat() == "2026-03-06"
+    assert task.owners == ["alice"] and task.status == "in_progress"
+
+
+def test_a_flag_on_an_older_reply_reads_its_thread_from_both_folders_with_no_search(
+    settings: Settings, imap: IMAPClient, reads: list[list[str]]
+) -> None:
+    three_message_thread(imap, to="support@acme.example")
+    imap.select_folder("INBOX")
+    imap.move([max(imap.search(["ALL"]))], "Done")  # r2 sits in the done folder
+    assert tasks_after(settings)["root@client.example"].status == "done"
+    imap.select_folder("INBOX")
+    imap.add_flags(imap.search(["HEADER", "Message-ID", "<r1@acme.example>"]), [b"\\Seen"])
+    summary = reconcile(settings)
+    assert not summary.failed, summary.error
+    assert summary.fetched == 3
+    # The flagged reply, then its root (INBOX, still selected) and r2 (Done) by UID.
+    assert reads[-1] == [
+        "connect", "STATUS INBOX", "STATUS Done", "SEARCH INBOX MODSEQ", "FETCH INBOX",
+        "FETCH INBOX", "FETCH Done",
+    ]  # fmt: skip
+    assert len(tasks(settings)) == 1
+
+
+def test_a_brand_new_request_costs_no_search(
+    settings: Settings, imap: IMAPClient, reads: list[list[str]]
+) -> None:
+    append(imap, message_id="a@client.example", subject="Printer jammed")
+    reconcile(settings)
+    append(imap, message_id="b@client.example", subject="Laptop broken")
+    summary = reconcile(settings)
+    assert (summary.new, summary.fetched) == (1, 1)
+    assert reads[-1] == ["connect", "STATUS INBOX", "STATUS Done", "SEARCH INBOX MODSEQ",
+                         "FETCH INBOX"]  # fmt: skip
+
+
+def test_a_reply_the_ledger_cannot_place_is_found_by_searching(
+    settings: Settings, imap: IMAPClient, reads: list[list[str]]
+) -> None:
+    """In-Reply-To names a reply, not the root (no References): no task has that key."""
+    three_message_thread(imap, to="support@acme.example")
+    reconcile(settings)
+    _reply(imap, "r3@acme.example", "r2@client.example", None)
+    summary = reconcile(settings)
+    assert (summary.new, summary.updated, summary.fetched) == (0, 1, 4)
+    assert any(r.startswith("SEARCH INBOX OR") for r in reads[-1]), reads[-1]
+    assert set(tasks(settings)) == {"root@client.example"}
+
+
+def test_a_stale_recorded_location_falls_back_to_searching(
+    settings: Settings, imap: IMAPClient, reads: list[list[str]]
+) -> None:
+    """A recorded UID that holds no message (or another one) is never trusted."""
+    from sqlalchemy import select
+
+    from syncd.ledger.models import RawPayload, TaskRow
+
+    three_message_thread(imap, to="support@acme.example")
+    reconcile(settings)
+    ledger = Ledger.open(settings.ledger.url)
+    try:
+        with ledger.sessions.begin() as session:
+            row = session.execute(
+                select(RawPayload).join(TaskRow, TaskRow.id == RawPayload.task_id)
+            ).scalar_one()
+            messages = [dict(m) for m in row.payload["messages"]]
+            assert messages[0]["message_id"] == "root@client.example"
+            messages[0]["location"] = "999"  # as if the root had been moved meanwhile
+            row.payload = {**row.payload, "messages": messages}
+    finally:
+        ledger.close()
+    _reply(imap, "r3@acme.example", "r2@client.example",
+           "<root@client.example> <r1@acme.example> <r2@client.example>")  # fmt: skip
+    summary = reconcile(settings)
+    assert (summary.new, summary.updated, summary.fetched) == (0, 1, 4)
+    assert any(r.startswith("SEARCH INBOX OR") for r in reads[-1]), reads[-1]
+    assert set(tasks(settings)) == {"root@client.example"}
+
+
+def tasks_after(settings: Settings) -> dict[str, Any]:
+    summary = reconcile(settings)
+    assert not summary.failed, summary.error
+    return tasks(settings)
