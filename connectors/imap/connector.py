@@ -105,8 +105,6 @@ class ImapConnector:
             timezone=context.policy.timezone,
             date_order=context.policy.date_order,
         )
-        # Whole messages read while planning, handed to the pages that write them.
-        self.read_ahead: dict[tuple[str, str], bytes] = {}
 
     def close(self) -> None:
         self.gateway.close()
@@ -187,23 +185,21 @@ class ImapConnector:
         touched: bool,
         whole_messages: bool = False,
     ) -> None:
-        """Parse the headers of `uids`; with `whole_messages`, keep the bytes for the pages.
+        """Parse the headers of `uids`, or with `whole_messages` the whole messages.
 
-        A first sync reads headers only (memory stays flat); the few messages of an
-        incremental run are read whole once instead of twice.
+        A first sync reads headers only (memory stays flat) and the pages read the
+        bodies; the few messages of an incremental run are read and parsed once.
         """
         item, key = (BODY, BODY_KEY) if whole_messages else (HEAD, HEAD_KEY)
         for start in range(0, len(uids), HEADS_PER_FETCH):
             chunk = uids[start : start + HEADS_PER_FETCH]
             fetched = self.gateway.fetch(folder.name, chunk, ["FLAGS", "INTERNALDATE", item])
             for uid, data in fetched.items():
-                head = data.get(key)
-                if not isinstance(head, bytes):
+                raw = data.get(key)
+                if not isinstance(raw, bytes):
                     continue
-                if whole_messages:
-                    self.read_ahead[(folder.name, str(uid))] = head
                 ref = f"{folder.name}/{folder.status.uidvalidity}/{uid}"
-                mail = parse_or_quarantine(head, ref, quarantined, headers_only=True)
+                mail = parse_or_quarantine(raw, ref, quarantined, headers_only=not whole_messages)
                 if mail is None:
                     continue
                 folder.heads[uid] = StoredMessage(
@@ -212,6 +208,7 @@ class ImapConnector:
                     location=str(uid),
                     flags=frozenset(_text(flag) for flag in data.get(b"FLAGS", ())),
                     received=_aware(data.get(b"INTERNALDATE")),
+                    whole=whole_messages,
                 )
                 if touched:
                     folder.touched.add(uid)
@@ -352,19 +349,12 @@ class ImapConnector:
             yield Listing(set(threads))
 
     def _bodies(self, wanted: Sequence[StoredMessage]) -> dict[tuple[str, str], bytes]:
-        by_folder: dict[str, list[int]] = {}
+        by_folder: dict[str, set[int]] = {}
         for stored in wanted:
-            by_folder.setdefault(stored.folder, []).append(int(stored.location))
+            by_folder.setdefault(stored.folder, set()).add(int(stored.location))
         bodies: dict[tuple[str, str], bytes] = {}
-        for stored in wanted:
-            ref = (stored.folder, stored.location)
-            if ref in self.read_ahead:
-                bodies[ref] = self.read_ahead.pop(ref)
-                by_folder[stored.folder].remove(int(stored.location))
         for name, uids in by_folder.items():
-            if not uids:
-                continue
-            for uid, data in self.gateway.fetch(name, sorted(set(uids)), [BODY]).items():
+            for uid, data in self.gateway.fetch(name, sorted(uids), [BODY]).items():
                 raw = data.get(BODY_KEY)
                 if isinstance(raw, bytes):
                     bodies[(name, str(uid))] = raw

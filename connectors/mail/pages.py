@@ -1,7 +1,8 @@
 """Threads → pages of tasks, reading full messages only for the threads being written.
 
 Both mailbox connectors first learn the thread structure from headers alone,
-then read whole messages page by page. A page never splits a thread (the task
+then read whole messages page by page (a message already parsed whole, as an
+incremental run reads its few changes, is mapped as it is). A page never splits a thread (the task
 needs all its messages), and a message that cannot be parsed is quarantined
 with its reason while the rest of its thread still maps.
 """
@@ -44,13 +45,16 @@ class MappedBatch:
 
 
 def map_batch(batch: Sequence[Thread], load: BodyLoader, context: MailContext) -> MappedBatch:
-    wanted = [stored for _, members in batch for stored in members]
-    bodies = load(wanted)
+    wanted = [stored for _, members in batch for stored in members if not stored.whole]
+    bodies = load(wanted) if wanted else {}
     mapped = MappedBatch()
     quarantined = mapped.quarantined
     for key, members in batch:
         full: list[StoredMessage] = []
         for stored in members:
+            if stored.whole:
+                full.append(stored)
+                continue
             raw = bodies.get((stored.folder, stored.location))
             if raw is None:
                 continue  # expunged between the header read and now: the next run sees it

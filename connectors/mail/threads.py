@@ -30,6 +30,9 @@ class StoredMessage:
     location: str
     flags: frozenset[str] = frozenset()
     received: datetime | None = None  # INTERNALDATE or file time: for a missing Date
+    # `mail` was parsed from the whole message (body too), not its headers alone:
+    # the page that writes its thread maps it as it is, without reading it again.
+    whole: bool = False
 
     @property
     def when(self) -> datetime:
