@@ -205,6 +205,20 @@ def test_raw_payload_is_kept_and_replaced(ledger: Ledger) -> None:
         assert payload is not None and payload.payload == {"number": 1, "title": "new"}
 
 
+def test_payloads_are_read_back_by_external_id_for_live_tasks_of_one_source(
+    ledger: Ledger,
+) -> None:
+    ledger.ingest_page("gh", [make_task(n) for n in range(3)], now=NOW)
+    ledger.ingest_page("other", [make_task(1, source="other")], now=NOW)
+    ledger.mark_gone("gh", {make_task(0).external_id, make_task(1).external_id}, now=NOW)
+    wanted = [make_task(n).external_id for n in range(4)] * 300  # repeated, and > one batch
+    assert ledger.payloads("gh", wanted) == {
+        "1000": {"number": 0, "title": "Task 0"},
+        "1001": {"number": 1, "title": "Task 1"},
+    }
+    assert ledger.payloads("gh", []) == {}
+
+
 def test_large_page_is_batched(ledger: Ledger) -> None:
     tasks = [make_task(n) for n in range(1234)]
     result = ledger.ingest_page("gh", tasks, now=NOW)

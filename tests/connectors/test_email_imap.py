@@ -15,7 +15,10 @@ from typer.testing import CliRunner
 from syncd.cli import app
 from syncd.clock import SystemClock
 from syncd.config import Settings, load_config
+from syncd.connectors.imap.connector import may_have_older, recorded_members
 from syncd.connectors.imap.gateway import ImapGateway
+from syncd.connectors.mail.parse import parse_message
+from syncd.connectors.mail.threads import StoredMessage
 from syncd.ledger.repository import Ledger
 from syncd.sync import SourceSummary, pull_all
 
@@ -423,3 +426,33 @@ def tasks_after(settings: Settings) -> dict[str, Any]:
     summary = reconcile(settings)
     assert not summary.failed, summary.error
     return tasks(settings)
+
+
+def _stored(message_id: str, *, parents: str | None = None, subject: str = "VPN") -> StoredMessage:
+    raw = make_message(message_id=message_id, sender="carol@client.example", to=SUPPORT,
+                       subject=subject, body="Hi", references=parents)  # fmt: skip
+    return StoredMessage(mail=parse_message(raw), folder="INBOX", location="1")
+
+
+def test_only_a_thread_naming_a_parent_it_lacks_or_a_bare_reply_may_have_older_messages() -> None:
+    root, reply = _stored("a@x"), _stored("b@x", parents="<a@x>", subject="Re: VPN")
+    assert not may_have_older([root])
+    assert not may_have_older([root, reply])  # its parent is here
+    assert may_have_older([reply])  # its parent is not
+    assert may_have_older([_stored("c@x", subject="Re: VPN")])  # the subject may join it
+    assert may_have_older([_stored("d@x", subject="[ticket] VPN")])
+
+
+def test_recorded_members_need_folder_uid_and_message_id_for_every_message() -> None:
+    message = {"message_id": "a@x", "folder": "INBOX", "location": "7", "flags": []}
+    assert recorded_members({"messages": [message, {**message, "folder": "Done"}]}) == [
+        ("INBOX", 7, "a@x"),
+        ("Done", 7, "a@x"),
+    ]
+    assert (
+        recorded_members({"messages": [{k: v for k, v in message.items() if k != "location"}]})
+        is None
+    )
+    assert recorded_members({"messages": [{**message, "location": "cur/17.x:2,S"}]}) is None
+    assert recorded_members({"messages": []}) is None and recorded_members({}) is None
+    assert recorded_members({"messages": ["a@x"]}) is None
