@@ -534,3 +534,135 @@ def test_a_burst_of_pokes_costs_one_poll_per_spacing() -> None:
         scheduler.succeeded("gh", poll_ends)
     next_due = scheduler.next_due()
     assert next_due is not None and next_due <= now + spacing
+
+
+# --- webhooks ingested directly ------------------------------------------------------------
+
+
+def captured_github_delivery(sandbox: Sandbox, change: Callable[[], object]) -> bytes:
+    """The signed body the sandbox's sender (shaped like GitHub's) posts for one change."""
+    sandbox.webhooks.configure("github", "http://127.0.0.1:9/unreachable", GH_SECRET)
+    try:
+        change()
+        assert sandbox.webhooks.wait()
+    finally:
+        sandbox.webhooks.disable("github")
+    return sandbox.webhooks.of("github")[-1].body
+
+
+def in_process_service(tmp_path: Path, sandbox: Sandbox) -> tuple[Service, Ledger]:
+    settings = load_config(write_config(tmp_path / "syncd.toml", sandbox, port=free_port(),
+                                        poll="1h"))  # fmt: skip
+    ledger = Ledger.open(settings.ledger.url)
+    service = Service(settings, compile_rules(settings.rules), ledger, FrozenClock(START))
+    first = service.cycle()
+    assert first is not None and not first.failed
+    return service, ledger
+
+
+def test_a_webhook_payload_reaches_the_ledger_and_the_rules_without_a_poll(
+    tmp_path: Path,
+) -> None:
+    with Sandbox(make_world()) as sandbox:
+        service, ledger = in_process_service(tmp_path, sandbox)
+        try:
+            body = captured_github_delivery(
+                sandbox,
+                lambda: sandbox.world.edit_gh_issue(
+                    "acme/infra", 2, title="Renewed", assignees=["alice"]
+                ),
+            )
+            requests = sandbox.request_log.count("github")
+            assert service.accept("gh", "issues", body) == "queued"
+            batch = service.ingest.drain()
+            assert batch.sources["gh"].updated == 1 and not batch.polls
+            row = ledger.task_by_key("acme/infra#2", "gh")
+            assert row is not None and (row.title, row.owners) == ("Renewed", ["alice"])
+            assert sandbox.request_log.count("github") == requests, "no GitHub call at all"
+            assert service.scheduler.due(START) == [], "and no poll was asked for"
+            # The rules engine saw it: issue 2 has an owner now, so single-owner is resolved.
+            report = service.cycle()
+            assert report is not None and report.sources == {}, "a follow-up pass, no poll"
+            assert report.evaluation.rules["single-owner"].open == 2
+            assert ledger.cursor("gh", "acme/infra") is not None
+        finally:
+            ledger.close()
+
+
+def test_an_older_delivery_does_not_overwrite_a_newer_state(tmp_path: Path) -> None:
+    with Sandbox(make_world()) as sandbox:
+        service, ledger = in_process_service(tmp_path, sandbox)
+        try:
+            body = captured_github_delivery(
+                sandbox, lambda: sandbox.world.edit_gh_issue("acme/infra", 3, title="x")
+            )
+            payload = json.loads(body)
+            stamp = datetime.fromisoformat(payload["issue"]["updated_at"].replace("Z", "+00:00"))
+
+            def delivery(title: str, seconds: int) -> bytes:
+                later = (stamp + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                payload["issue"].update(title=title, updated_at=later)
+                return json.dumps(payload).encode()
+
+            first, second, third = delivery("First", 1), delivery("Second", 2), delivery("Third", 3)
+            service.accept("gh", "issues", second)
+            assert service.ingest.drain().sources["gh"].updated == 1
+            service.accept("gh", "issues", first)  # arrives late
+            assert service.ingest.drain().sources["gh"].stale == 1
+            for body in (third, first):  # out of order inside one batch
+                service.accept("gh", "issues", body)
+            service.ingest.drain()
+            row = ledger.task_by_key("acme/infra#3", "gh")
+            assert row is not None and row.title == "Third"
+        finally:
+            ledger.close()
+
+
+def test_a_malformed_payload_is_quarantined_and_answered_2xx(service: Running) -> None:
+    body = json.dumps({"action": "opened", "repository": {"full_name": "acme/infra"},
+                       "issue": {"id": 777, "number": 77, "state": "open"}}).encode()  # fmt: skip
+    reply = httpx.post(f"{service.url}/webhooks/gh", content=body, headers=github_headers(body),
+                       timeout=5)  # fmt: skip
+    assert reply.status_code == 200
+
+    def quarantined() -> list[str]:
+        ledger = Ledger.open(load_config(service.config).ledger.url)
+        try:
+            return [row.reason for row in ledger.quarantine("gh")]
+        finally:
+            ledger.close()
+
+    until(lambda: any("title" in reason for reason in quarantined()), "the quarantine row",
+          service.process)  # fmt: skip
+    assert "acme/infra#77" not in ledger_keys(service.config)
+
+
+def test_a_burst_of_webhooks_that_need_a_poll_costs_a_bounded_number_of_polls(
+    tmp_path: Path,
+) -> None:
+    with Sandbox(make_world()) as sandbox:
+        config = write_config(tmp_path / "syncd.toml", sandbox, port=free_port(), poll="1h")
+        config.write_text(config.read_text().replace('poll_interval = "1h"\n',
+                                                     'poll_interval = "1h"\nwebhook_poll_spacing = "2s"\n'))  # fmt: skip
+        running = start(config)
+        try:
+
+            def polls() -> int:
+                return sum(1 for e in running.log() if e.get("event") == "poll done")
+
+            before = polls()
+            body = json.dumps({"action": "created", "label": {"name": "P1"}}).encode()
+            with httpx.Client(timeout=5) as client:
+                started = time.monotonic()
+                for _ in range(100):  # label events carry no issue: each one asks for a poll
+                    reply = client.post(f"{running.url}/webhooks/gh", content=body,
+                                        headers=github_headers(body, event="label"))  # fmt: skip
+                    assert reply.status_code == 200
+                    time.sleep(0.01)
+                burst = time.monotonic() - started
+            until(lambda: polls() > before, "the first webhook-triggered poll", running.process)
+            time.sleep(2 * 2 + 1)  # two spacings: every poll the burst can cause has run
+            caused = polls() - before
+            assert 1 <= caused <= burst / 2 + 2, f"{caused} polls for a {burst:.1f} s burst"
+        finally:
+            assert running.stop() < 10
