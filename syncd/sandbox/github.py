@@ -81,6 +81,7 @@ class Renderer:
 
     def repo(self, repo: GhRepo) -> Json:
         url = f"{self.api}/repos/{repo.full_name}"
+        open_count = sum(i.state == "open" for i in repo.issues.values())  # once: every webhook
         return {
             "id": repo.id, "node_id": _node("R_kgDO", repo.id), "name": repo.name,
             "full_name": repo.full_name, "private": repo.private,
@@ -93,8 +94,7 @@ class Renderer:
             "created_at": gh_time(repo.created_at), "updated_at": gh_time(self.world.now),
             "pushed_at": gh_time(self.world.now), "has_issues": True, "archived": False,
             "disabled": False, "visibility": "private" if repo.private else "public",
-            "open_issues_count": sum(i.state == "open" for i in repo.issues.values()),
-            "open_issues": sum(i.state == "open" for i in repo.issues.values()),
+            "open_issues_count": open_count, "open_issues": open_count,
             "default_branch": "main",
             "permissions": {"admin": False, "maintain": False, "push": True, "triage": True,
                             "pull": True},
