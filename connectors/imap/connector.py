@@ -218,13 +218,13 @@ class ImapConnector:
         partial = [folder for folder in folders if not folder.whole]
         if not partial:
             return
-        settled = self._complete_from_ledger(folders)
+        settled, doubtful = self._complete_from_ledger(folders)
         # The selected folder last: the page fetches that follow then need no new SELECT.
         partial.sort(key=lambda folder: folder.name == self.gateway.selected)
         searched: set[str] = set()
         subjects: set[str] = set()
         for _ in range(COMPLETION_ROUNDS):
-            ids, new_subjects = self._thread_terms(folders, settled, searched, subjects)
+            ids, new_subjects = self._thread_terms(folders, settled, doubtful, searched, subjects)
             if not ids and not new_subjects:
                 return
             searched |= ids
@@ -238,19 +238,22 @@ class ImapConnector:
             if not found:
                 return
 
-    def _complete_from_ledger(self, folders: list[FolderRun]) -> set[str]:
+    def _complete_from_ledger(self, folders: list[FolderRun]) -> tuple[set[str], set[str]]:
         """Read the changed threads' older messages where their tasks recorded them.
 
         Returns the keys of the tasks whose every recorded message was found again,
         at its folder and UID, with its Message-ID: those threads are complete
-        (their newer messages are this run's changes) and need no search.
+        (their newer messages are this run's changes) and need no search; and the
+        keys of the other tasks found (a message elsewhere now, or a payload that
+        does not say where its messages are): those threads must be searched.
         """
         named: set[str] = set()
         for thread in self._changed_threads(folders):
             named |= thread_ids(thread)
+        payloads = self.context.read_payloads(named)
         recorded = {
             key: places
-            for key, payload in self.context.read_payloads(named).items()
+            for key, payload in payloads.items()
             if (places := recorded_members(payload)) is not None
         }
         by_name = {folder.name: folder for folder in folders}
@@ -258,18 +261,20 @@ class ImapConnector:
         for places in recorded.values():
             for name, uid, _ in places:
                 where = by_name.get(name)
-                if where is not None and uid not in where.heads:
+                # A folder read whole holds every message it has: nothing more to fetch.
+                if where is not None and not where.whole and uid not in where.heads:
                     wanted.setdefault(name, set()).add(uid)
         # The selected folder first: its FETCH needs no SELECT.
         for name in sorted(wanted, key=lambda name: name != self.gateway.selected):
             self._read_heads(
                 by_name[name], sorted(wanted[name]), [], touched=False, whole_messages=True
             )
-        return {
+        settled = {
             key
             for key, places in recorded.items()
             if all(_holds(by_name.get(name), uid, message_id) for name, uid, message_id in places)
         }
+        return settled, set(payloads) - settled
 
     def _changed_threads(self, folders: list[FolderRun]) -> list[list[StoredMessage]]:
         """The threads, among the messages read so far, that hold a changed message."""
@@ -281,14 +286,19 @@ class ImapConnector:
         return [members for members in threads.values() if any(id(m) in touched for m in members)]
 
     def _thread_terms(
-        self, folders: list[FolderRun], settled: set[str], searched: set[str], subjects: set[str]
+        self,
+        folders: list[FolderRun],
+        settled: set[str],
+        doubtful: set[str],
+        searched: set[str],
+        subjects: set[str],
     ) -> tuple[set[str], set[str]]:
         """Message-IDs (and reply subjects) of the changed threads still to search for."""
         ids: set[str] = set()
         new_subjects: set[str] = set()
         for members in self._changed_threads(folders):
             named = thread_ids(members)
-            if named & settled or not may_have_older(members):
+            if not named & doubtful and (named & settled or not may_have_older(members)):
                 continue
             ids |= named
             subject = normalized_subject(members[0].mail.subject)

@@ -392,34 +392,73 @@ def test_a_reply_the_ledger_cannot_place_is_found_by_searching(
     assert set(tasks(settings)) == {"root@client.example"}
 
 
+def _edit_recorded_messages(settings: Settings, edit: Any) -> None:
+    """Change the messages the (only) task's payload records, as an older syncd or a
+    mailbox changed behind syncd's back would leave them."""
+    from sqlalchemy import select
+
+    from syncd.ledger.models import RawPayload
+
+    ledger = Ledger.open(settings.ledger.url)
+    try:
+        with ledger.sessions.begin() as session:
+            row = session.execute(select(RawPayload)).scalar_one()
+            messages = [dict(m) for m in row.payload["messages"]]
+            edit(messages)
+            row.payload = {**row.payload, "messages": messages}
+    finally:
+        ledger.close()
+
+
 def test_a_stale_recorded_location_falls_back_to_searching(
     settings: Settings, imap: IMAPClient, reads: list[list[str]]
 ) -> None:
     """A recorded UID that holds no message (or another one) is never trusted."""
-    from sqlalchemy import select
-
-    from syncd.ledger.models import RawPayload, TaskRow
-
     three_message_thread(imap, to="support@acme.example")
     reconcile(settings)
-    ledger = Ledger.open(settings.ledger.url)
-    try:
-        with ledger.sessions.begin() as session:
-            row = session.execute(
-                select(RawPayload).join(TaskRow, TaskRow.id == RawPayload.task_id)
-            ).scalar_one()
-            messages = [dict(m) for m in row.payload["messages"]]
-            assert messages[0]["message_id"] == "root@client.example"
-            messages[0]["location"] = "999"  # as if the root had been moved meanwhile
-            row.payload = {**row.payload, "messages": messages}
-    finally:
-        ledger.close()
+
+    def move_root(messages: list[dict[str, Any]]) -> None:
+        assert messages[0]["message_id"] == "root@client.example"
+        messages[0]["location"] = "999"
+
+    _edit_recorded_messages(settings, move_root)
     _reply(imap, "r3@acme.example", "r2@client.example",
            "<root@client.example> <r1@acme.example> <r2@client.example>")  # fmt: skip
     summary = reconcile(settings)
     assert (summary.new, summary.updated, summary.fetched) == (0, 1, 4)
     assert any(r.startswith("SEARCH INBOX OR") for r in reads[-1]), reads[-1]
     assert set(tasks(settings)) == {"root@client.example"}
+
+
+def test_a_task_recorded_without_locations_is_completed_by_searching(
+    settings: Settings, imap: IMAPClient, reads: list[list[str]]
+) -> None:
+    """A payload from before locations were recorded: a flag on the root still
+    rewrites the task with its whole thread, not the root alone."""
+    three_message_thread(imap, to="support@acme.example")
+    reconcile(settings)
+
+    def forget_locations(messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            del message["location"]
+
+    _edit_recorded_messages(settings, forget_locations)
+    imap.select_folder("INBOX")
+    imap.add_flags(imap.search(["HEADER", "Message-ID", "<root@client.example>"]), [b"\\Flagged"])
+    summary = reconcile(settings)
+    assert (summary.updated, summary.fetched) == (1, 3)
+    assert any(r.startswith("SEARCH INBOX OR") for r in reads[-1]), reads[-1]
+    task = tasks(settings)["root@client.example"]
+    assert task.status == "done" and task.participants == ["email:carol@client.example", "alice"]
+    assert [m["location"] for m in task_payload(settings)["messages"]] == ["1", "2", "3"]
+
+
+def task_payload(settings: Settings) -> dict[str, Any]:
+    ledger = Ledger.open(settings.ledger.url)
+    try:
+        return ledger.payloads("support", ["root@client.example"])["root@client.example"]
+    finally:
+        ledger.close()
 
 
 def tasks_after(settings: Settings) -> dict[str, Any]:
