@@ -14,12 +14,13 @@ Per run:
 4. Threads of the changed messages are completed from what the ledger recorded:
    a thread's task payload lists every message it had, with its folder and UID,
    so its older messages are fetched by UID (one FETCH per folder for all the
-   threads) and checked by Message-ID. Only a thread the ledger cannot account
-   for (no task under any Message-ID it names, a recorded message no longer where
-   it was) and that may have older messages (it names a parent it does not hold,
-   or a reply subject without one) is searched for with `SEARCH HEADER` /
-   `SUBJECT` in the folders not read whole, which a server without a full-text
-   index answers by scanning every message.
+   threads) and checked by Message-ID. Searches (`SEARCH HEADER` / `SUBJECT` in
+   the folders not read whole, which a server without a full-text index answers
+   by scanning every message) remain for the threads the ledger cannot account
+   for: a task found whose recorded message is no longer where it was (or whose
+   payload predates recorded locations), and a thread with no task under any
+   Message-ID it names that may have older messages (it names a parent it does
+   not hold, or has a reply subject without one).
 5. Threads with a changed message are written in pages of about `page_size`
    messages, whole messages fetched per page. Each page's cursor moves each
    folder's `highest_uid` only past UIDs whose threads are written, so a crash
