@@ -8,14 +8,15 @@ the next moment its verdict can change without the task changing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cached_property
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from syncd.rules.view import TaskView
+from syncd.rules.view import CLOSED, TaskView
 
 
 class Params(BaseModel):
@@ -27,13 +28,20 @@ class EvalContext:
     now: datetime
     timezone: ZoneInfo
     team_aliases: frozenset[str]
+    # Days already converted by start_of: an evaluation asks for the same few again and again.
+    _starts: dict[date, datetime] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
+    @cached_property
     def today(self) -> date:
         return self.now.astimezone(self.timezone).date()
 
     def start_of(self, day: date) -> datetime:
-        return datetime.combine(day, time(0), self.timezone).astimezone(UTC)
+        start = self._starts.get(day)
+        if start is None:
+            start = self._starts[day] = datetime.combine(day, time(0), self.timezone).astimezone(
+                UTC
+            )
+        return start
 
 
 class RuleKind:
@@ -42,9 +50,20 @@ class RuleKind:
     name: ClassVar[str] = ""
     params_model: ClassVar[type[Params]] = Params
     summary: ClassVar[str] = ""
+    # Whether the kind has a time-based trigger (overrides next_check); set for each kind.
+    timed: ClassVar[bool] = False
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.timed = cls.next_check is not RuleKind.next_check
 
     def applies(self, task: TaskView) -> bool:
-        return not task.closed
+        return self.applies_to(task.status)
+
+    def applies_to(self, status: str) -> bool:
+        """The tasks a kind looks at by default, by status alone: the engine asks once per
+        status, not once per task."""
+        return status not in CLOSED
 
     def check(self, task: TaskView, params: Any, ctx: EvalContext) -> str | None:
         raise NotImplementedError
@@ -67,7 +86,9 @@ class SingleOwner(RuleKind):
     summary = "exactly one owner, who is a person (not a team, group or shared mailbox)"
 
     def check(self, task: TaskView, params: Any, ctx: EvalContext) -> str | None:
-        aliases = ctx.team_aliases | {a.lower() for a in params.team_aliases}
+        aliases = ctx.team_aliases
+        if params.team_aliases:
+            aliases = aliases | {a.lower() for a in params.team_aliases}
         teams = [o for o in task.owners if is_team(o, aliases)]
         if teams:
             return f"owned by a team, not a person: {', '.join(teams)}"
@@ -148,8 +169,8 @@ class Stale(RuleKind):
     params_model = StaleParams
     summary = "in progress work has human activity at least every N days"
 
-    def applies(self, task: TaskView) -> bool:
-        return task.status == "in_progress"
+    def applies_to(self, status: str) -> bool:
+        return status == "in_progress"
 
     def check(self, task: TaskView, params: Any, ctx: EvalContext) -> str | None:
         last = last_activity(task)
@@ -177,8 +198,8 @@ class DueSoon(RuleKind):
     params_model = DueSoonParams
     summary = "work due within N days has been started"
 
-    def applies(self, task: TaskView) -> bool:
-        return task.status == "open"
+    def applies_to(self, status: str) -> bool:
+        return status == "open"
 
     def check(self, task: TaskView, params: Any, ctx: EvalContext) -> str | None:
         if task.due is None:
@@ -270,8 +291,8 @@ class VerifyBeforeClose(RuleKind):
     params_model = VerifyParams
     summary = "done work is verified (QA, sign-off, reviewer, requester)"
 
-    def applies(self, task: TaskView) -> bool:
-        return task.status == "done"
+    def applies_to(self, status: str) -> bool:
+        return status == "done"
 
     def check(self, task: TaskView, params: Any, ctx: EvalContext) -> str | None:
         if task.verified_by:
@@ -293,7 +314,7 @@ class Custom(RuleKind):
     params_model = CustomParams
     summary = "a custom `require` expression holds"
 
-    def applies(self, task: TaskView) -> bool:
+    def applies_to(self, status: str) -> bool:
         return True
 
     def check(self, task: TaskView, params: Any, ctx: EvalContext) -> str | None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+CLOSED = frozenset(("done", "verified", "cancelled"))
+
 
 @dataclass(slots=True)
 class TaskView:
@@ -57,4 +59,4 @@ class TaskView:
 
     @property
     def closed(self) -> bool:
-        return self.status in ("done", "verified", "cancelled")
+        return self.status in CLOSED
