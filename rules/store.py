@@ -275,12 +275,15 @@ class RuleStore:
 
     def _open_violations(self, session: Any, evaluated: set[int], full: bool) -> list[Row[Any]]:
         columns = select(Violation.id, Violation.rule_id, Violation.task_id, Violation.message)
-        open_only = columns.where(Violation.resolved_at.is_(None))
         if full:
-            return list(session.execute(open_only).all())
-        rows = []
+            return list(session.execute(columns.where(Violation.resolved_at.is_(None))).all())
+        # By task, and the resolved ones dropped here: asked for open ones of some tasks,
+        # SQLite (no statistics) walks the index of every open violation instead.
+        by_task = columns.add_columns(Violation.resolved_at.is_(None).label("open"))
+        rows: list[Row[Any]] = []
         for chunk in _chunks(sorted(evaluated)):
-            rows.extend(session.execute(open_only.where(Violation.task_id.in_(chunk))).all())
+            found = session.execute(by_task.where(Violation.task_id.in_(chunk)))
+            rows.extend(row for row in found if row.open)
         return rows
 
     def _write_next_checks(
