@@ -38,9 +38,8 @@ class EvalContext:
     def start_of(self, day: date) -> datetime:
         start = self._starts.get(day)
         if start is None:
-            start = self._starts[day] = datetime.combine(day, time(0), self.timezone).astimezone(
-                UTC
-            )
+            start = datetime.combine(day, time(0), self.timezone).astimezone(UTC)
+            self._starts[day] = start
         return start
 
 
@@ -50,7 +49,7 @@ class RuleKind:
     name: ClassVar[str] = ""
     params_model: ClassVar[type[Params]] = Params
     summary: ClassVar[str] = ""
-    # Whether the kind has a time-based trigger (overrides next_check); set for each kind.
+    # Whether the kind has a time-based trigger: derived for each kind from next_check.
     timed: ClassVar[bool] = False
 
     def __init_subclass__(cls) -> None:

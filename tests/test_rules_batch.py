@@ -94,6 +94,29 @@ def test_new_violations_and_next_checks_are_written_on_each_backend(ledger: Ledg
     assert row.next_check_at == NOW + timedelta(days=2)
 
 
+def test_many_new_violations_keep_the_order_they_were_found_in(ledger: Ledger) -> None:
+    """More violations than one insert statement takes: all written, in task order."""
+    tasks = [
+        Task(source="ops", external_id=str(n), key=f"OPS-{n}", title="t", status=Status.OPEN)
+        for n in range(300)
+    ]
+    ledger.ingest_page("ops", tasks, now=NOW)
+    active = compile_rules(
+        [
+            RuleSettings.model_validate({"id": "due", "kind": "due_date"}),
+            RuleSettings.model_validate({"id": "priority", "kind": "priority"}),
+        ]
+    )
+    result = evaluate(ledger, active, PolicySettings(), NOW)
+    assert (result.rules["due"].new, result.rules["priority"].new) == (300, 300)
+    with ledger.sessions() as session:
+        written = session.execute(
+            select(Violation.task_id, Violation.rule_id).order_by(Violation.id)
+        ).all()
+        ids = session.scalars(select(TaskRow.id).order_by(TaskRow.id)).all()
+    assert written == [(task_id, rule) for task_id in ids for rule in ("due", "priority")]
+
+
 def test_evaluation_leaves_the_garbage_collector_as_it_was(ledger: Ledger) -> None:
     active = compile_rules([RuleSettings.model_validate({"id": "due", "kind": "due_date"})])
     evaluate(ledger, active, PolicySettings(), NOW)
