@@ -309,7 +309,7 @@ def _cycle_collector_paused() -> Iterator[None]:
 def _evaluate(
     ledger: Ledger, rules: list[CompiledRule], policy: PolicySettings, now: datetime, *, full: bool
 ) -> EvaluationResult:
-    store = RuleStore(ledger)
+    store = RuleStore(ledger, rules_only=True)
     ctx = evaluation_context(policy, now)
     mark = store.watermark()
     print_ = fingerprint(rules, policy)

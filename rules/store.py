@@ -15,7 +15,7 @@ from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Row, Table, bindparam, func, select, type_coerce, update
+from sqlalchemy import Connection, Row, Table, bindparam, func, null, select, type_coerce, update
 from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.types import NullType
 
@@ -41,6 +41,12 @@ VIEW_FIELDS = tuple(column.key for column in VIEW_COLUMNS)
 # without SQLAlchemy's per-value result processors (most of a 100,000-task load).
 RAW_COLUMNS = tuple(type_coerce(column, NullType()).label(column.key) for column in VIEW_COLUMNS)
 RAW_NEXT_CHECK = type_coerce(TaskRow.next_check_at, NullType()).label("next_check_at")
+# Fields no rule kind or expression variable reads, only reports: left out (NULL, so the
+# view has the field's default) when views are loaded for rules alone.
+REPORT_ONLY = frozenset(("url", "updated_at", "closed_at", "participants"))
+RULE_COLUMNS = tuple(
+    null().label(column.key) if column.key in REPORT_ONLY else column for column in RAW_COLUMNS
+)
 CHUNK = 5000  # rows fetched at a time
 
 
@@ -63,8 +69,10 @@ class RuleCounts:
 
 
 class RuleStore:
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, *, rules_only: bool = False) -> None:
+        """`rules_only`: views without the REPORT_ONLY fields, which rules never read."""
         self.ledger = ledger
+        self._columns = RULE_COLUMNS if rules_only else RAW_COLUMNS
         self._stored_next: dict[int, datetime | None] = {}
 
     # --- what to evaluate -------------------------------------------------------
@@ -121,7 +129,8 @@ class RuleStore:
     # --- loading views ----------------------------------------------------------------
 
     def load_all(self) -> list[TaskView]:
-        views = self._views(select(*RAW_COLUMNS, RAW_NEXT_CHECK).where(TaskRow.gone_at.is_(None)))
+        query = select(*self._columns, RAW_NEXT_CHECK).where(TaskRow.gone_at.is_(None))
+        views = self._views(query)
         self._connect(views, complete=True)
         return views
 
@@ -130,7 +139,7 @@ class RuleStore:
         for chunk in _chunks(sorted(task_ids)):
             views.extend(
                 self._views(
-                    select(*RAW_COLUMNS, RAW_NEXT_CHECK).where(
+                    select(*self._columns, RAW_NEXT_CHECK).where(
                         TaskRow.id.in_(chunk), TaskRow.gone_at.is_(None)
                     )
                 )
@@ -181,7 +190,7 @@ class RuleStore:
         views: list[TaskView] = []
         with self.ledger.sessions() as session:
             for chunk in _chunks(sorted(keys)):
-                query = select(*RAW_COLUMNS).where(
+                query = select(*self._columns).where(
                     TaskRow.key.in_(chunk), TaskRow.gone_at.is_(None)
                 )
                 views.extend(_views_of(session.execute(query).all()))
@@ -191,7 +200,7 @@ class RuleStore:
         missing = [i for i in ids if i not in known]
         if missing:
             with self.ledger.sessions() as session:
-                query = select(*RAW_COLUMNS).where(TaskRow.id.in_(missing))
+                query = select(*self._columns).where(TaskRow.id.in_(missing))
                 known.update((view.id, view) for view in _views_of(session.execute(query).all()))
         return [known[i] for i in ids if i in known]
 

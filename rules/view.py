@@ -2,7 +2,10 @@
 
 Rules run over many tasks, so a view is a slotted dataclass loaded with the
 columns rules need (never the raw payload). Blockers and linked items of the
-same work are resolved across sources by key before rules run.
+same work are resolved across sources by key before rules run. Views loaded for
+the rules engine leave url, updated_at, closed_at and participants at their
+defaults (`syncd.rules.store.REPORT_ONLY`): a kind that needs one must take it
+out of that set.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from syncd.model import Priority, Status, Task
 from syncd.rules.engine import CompiledRule, compile_rules, evaluate, evaluation_context, judge
 from syncd.rules.expressions import Expression, ExpressionError, task_context
 from syncd.rules.kinds import EvalContext
-from syncd.rules.store import VIEW_FIELDS, Finding, RuleStore
+from syncd.rules.store import REPORT_ONLY, VIEW_FIELDS, Finding, RuleStore
 from syncd.rules.view import TaskView
 
 NOW = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
@@ -68,6 +68,13 @@ def test_views_decode_as_the_column_types_do(ledger: Ledger) -> None:
     assert [blocker.key for blocker in second.blockers] == ["OPS-1"]
     assert second.created_at == NOW - timedelta(days=3)
     assert second.updated_at == NOW - timedelta(hours=5, microseconds=7)
+    # Loaded for rules, the same views without the fields only reports show.
+    for view in RuleStore(ledger, rules_only=True).load_all():
+        for name in VIEW_FIELDS:
+            expected = getattr(views[view.id], name)
+            if name in REPORT_ONLY:
+                expected = [] if name == "participants" else None
+            assert getattr(view, name) == expected, name
 
 
 def test_new_violations_and_next_checks_are_written_on_each_backend(ledger: Ledger) -> None:
@@ -173,12 +180,24 @@ VIEWS = st.lists(
 @given(specs=VIEWS, hours=st.integers(0, 72))
 def test_judge_is_every_rule_on_every_task(specs: list[dict[str, Any]], hours: int) -> None:
     compiled = compile_rules([RuleSettings.model_validate(dict(rule)) for rule in RULES])
+    views, for_rules = _views(specs, report_fields=True), _views(specs, report_fields=False)
+    ctx = evaluation_context(PolicySettings(), NOW + timedelta(hours=hours))
+    assert judge(compiled, views, ctx) == _plain_judge(compiled, views, ctx)
+    # Rules never read the fields views loaded for rules leave out.
+    assert judge(compiled, for_rules, ctx) == judge(compiled, views, ctx)
+    for view, rule_view in zip(views, for_rules, strict=True):
+        assert task_context(rule_view, ctx.now) == task_context(view, ctx.now)
+
+
+def _views(specs: list[dict[str, Any]], *, report_fields: bool) -> list[TaskView]:
     views = [_view(n, spec) for n, spec in enumerate(specs)]
     for view, spec in zip(views, specs, strict=True):
         if spec["blocker"] is not None and spec["blocker"] < len(views):
             view.blockers = [views[spec["blocker"]]]
-    ctx = evaluation_context(PolicySettings(), NOW + timedelta(hours=hours))
-    assert judge(compiled, views, ctx) == _plain_judge(compiled, views, ctx)
+        if report_fields:
+            view.url, view.participants = f"https://x/{view.id}", ["erin"]
+            view.updated_at = view.closed_at = NOW - timedelta(hours=spec["idle_hours"] or 1)
+    return views
 
 
 def _view(n: int, spec: dict[str, Any]) -> TaskView:
