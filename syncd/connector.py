@@ -53,6 +53,9 @@ class Page:
     activity: list[Activity] = field(default_factory=list)
     # Items the source returned, including those skipped (pull requests, duplicates).
     fetched: int = 0
+    # For a source whose `updated_at` only moves forward: an item older than the stored
+    # state is skipped, so a read that raced a newer webhook delivery never undoes it.
+    newer_only: bool = False
 
 
 @dataclass

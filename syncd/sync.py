@@ -147,6 +147,7 @@ def _commit_page(
         cursor=page.cursor,
         quarantined=page.quarantined,
         activity=page.activity,
+        newer_only=page.newer_only,
     )
     summary.fetched += page.fetched or len(page.tasks) + len(page.quarantined)
     summary.new += result.new

@@ -33,6 +33,7 @@ from syncd.rules.engine import compile_rules
 from syncd.sandbox import Sandbox, World
 from syncd.service.loop import Service
 from syncd.service.schedule import Scheduler
+from syncd.sync import pull_all
 
 GH_TOKEN = "sandbox-github-token"
 GH_SECRET = "gh-webhook-secret"
@@ -612,6 +613,11 @@ def test_an_older_delivery_does_not_overwrite_a_newer_state(tmp_path: Path) -> N
             for body in (third, first):  # out of order inside one batch
                 service.accept("gh", "issues", body)
             service.ingest.drain()
+            row = ledger.task_by_key("acme/infra#3", "gh")
+            assert row is not None and row.title == "Third"
+            # A poll that read the issue before the newest delivery does not undo it either.
+            summaries, _ = pull_all(service.settings, ledger, ["gh"], service.clock)
+            assert not summaries["gh"].failed
             row = ledger.task_by_key("acme/infra#3", "gh")
             assert row is not None and row.title == "Third"
         finally:

@@ -108,12 +108,14 @@ class RepoPull:
                 quarantined=quarantined,
                 cursor=self._next_cursor(latest, None),
                 fetched=len(listing.items),
+                newer_only=True,  # GitHub's updated_at never goes back for an issue
             )
         # Only a listing read to its end may record the probe's ETag.
         yield Page(
             stream=self.repo,
             tasks=list(self.late_links.values()),
             cursor=self._next_cursor(latest, probe_etag),
+            newer_only=True,
         )
         if self.full:
             yield Listing(seen, scope=f"{self.repo}#")
