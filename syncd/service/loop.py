@@ -290,9 +290,6 @@ class Service:
         self.metrics_state.observe_source(name, summary)
         if summary.failed:
             retry = self.scheduler.failed(name, now)
-            alerts.observe_source(
-                self.ledger, self.settings, name, summary, self.scheduler.failures(name), now
-            )
             self.health_state.failed(name, now, summary.error or "failed", retry)
             log.warning(
                 "poll failed",
@@ -301,20 +298,21 @@ class Service:
                 retry_at=str(retry),
                 failures=self.scheduler.failures(name),
             )
-            return
-        next_poll = self.scheduler.succeeded(name, now)
-        alerts.observe_source(self.ledger, self.settings, name, summary, 0, now)
-        self.health_state.succeeded(name, now, next_poll)
-        log.info(
-            "poll done",
-            source=name,
-            fetched=summary.fetched,
-            new=summary.new,
-            updated=summary.updated,
-            gone=summary.gone,
-            seconds=round(summary.seconds, 3),
-            next_poll=str(next_poll),
-        )
+        else:
+            next_poll = self.scheduler.succeeded(name, now)
+            self.health_state.succeeded(name, now, next_poll)
+            log.info(
+                "poll done",
+                source=name,
+                fetched=summary.fetched,
+                new=summary.new,
+                updated=summary.updated,
+                gone=summary.gone,
+                seconds=round(summary.seconds, 3),
+                next_poll=str(next_poll),
+            )
+        failures = self.scheduler.failures(name)  # 0 after a success
+        alerts.observe_source(self.ledger, self.settings, name, summary, failures, now)
 
     def _after(self, report: ReconcileReport) -> None:
         self.metrics_state.observe_evaluation(report.evaluation)
