@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from syncd.sandbox.faults import KINDS
+from syncd.sandbox.faults import KINDS, Faults
 from syncd.sandbox.world import Json, World, WorldError
 
 if TYPE_CHECKING:
@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 SERVICES = ("github", "jira", "slack")
 _ACTION_PREFIXES = ("add_", "edit_", "close_", "reopen_", "reassign_", "transfer_", "move_",
                     "delete_", "transition_", "remove_")  # fmt: skip
-_FAULT_OPTIONS = {"route", "times", "method", "status", "retry_after", "seconds"}
+# The options `Faults.add` takes beside the service and the kind.
+_FAULT_OPTIONS = set(inspect.signature(Faults.add).parameters) - {"self", "service", "kind"}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
