@@ -7,21 +7,32 @@ line or key); 1 any other failure.
 from __future__ import annotations
 
 import sys
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from typer._click import Context as ClickContext  # typer vendors click; groups take its Context
 
 from syncd import __version__
 from syncd.clock import SystemClock
 from syncd.config import ConfigError, Settings, load_config, resolve_config_path
-from syncd.ledger.db import LedgerError, create_ledger_engine, head_revision, upgrade
+from syncd.failures import EXIT_FAILURE, EXIT_USAGE, explain
+from syncd.ledger.db import (
+    LedgerError,
+    NotALedger,
+    create_ledger_engine,
+    head_revision,
+    upgrade,
+)
 from syncd.ledger.repository import Ledger, task_to_dict
-from syncd.logs import LogFormat, configure_logging
+from syncd.logs import LOG_LEVELS, LogFormat, configure_logging, get_logger
 from syncd.model import Status
 from syncd.reconcile import ReconcileReport
 from syncd.reconcile import reconcile as reconcile_all
@@ -35,11 +46,31 @@ from syncd.rules.engine import (
 from syncd.sync import SourceSummary
 from syncd.writer.registry import writer_registry
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-
 console = Console()
 errors = Console(stderr=True)
+log = get_logger("syncd.cli")
+# The ledger the running command opened (password hidden), for error messages.
+ledger_in_use: ContextVar[str | None] = ContextVar("ledger_in_use", default=None)
+
+
+class SyncdGroup(typer.core.TyperGroup):
+    """Every command runs under one net: no failure ends in a traceback."""
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
+            raise  # exits and usage errors the commands (or typer) already reported
+        except Exception as error:
+            failure = explain(error, ledger_in_use.get())
+            if not failure.expected:
+                log.debug("unexpected error", exc_info=True)
+            errors.print(
+                f"[bold red]error:[/] {escape(failure.message)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(failure.exit_code) from None
 
 app = typer.Typer(
     name="syncd",
@@ -55,6 +86,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
+    cls=SyncdGroup,
 )
 db_app = typer.Typer(help="Manage the ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -86,7 +118,9 @@ def main_options(
             case_sensitive=False,
         ),
     ] = "auto",
-    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING…")] = "INFO",
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+    ] = "INFO",
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -94,17 +128,20 @@ def main_options(
 ) -> None:
     if log_format not in ("auto", "console", "json"):
         fail_usage(f"--log-format must be auto, console or json, not {log_format!r}")
+    if log_level.upper() not in LOG_LEVELS:
+        fail_usage(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}")
     fmt: LogFormat = log_format  # type: ignore[assignment]
     configure_logging(fmt, log_level)
 
 
 def fail_usage(message: str) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # `message` quotes what the user typed: escaped, so `[/]` is text, not rich markup.
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_USAGE)
 
 
 def fail(message: str) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_FAILURE)
 
 
@@ -134,9 +171,9 @@ def db_upgrade(config: ConfigOption = None) -> None:
         engine.dispose()
     where = engine.url.render_as_string(hide_password=True)
     if before == after:
-        console.print(f"ledger {where} is up to date (revision {after})")
+        console.print(f"ledger {where} is up to date (revision {after})", markup=False)
     else:
-        console.print(f"ledger {where} upgraded: {before or 'empty'} → {after}")
+        console.print(f"ledger {where} upgraded: {before or 'empty'} → {after}", markup=False)
     if after != head_revision(engine):
         raise LedgerError("migration did not reach head")
 
@@ -175,13 +212,16 @@ def _selected_sources(settings: Settings, requested: list[str] | None) -> list[s
     return requested
 
 
-def _open_ledger(settings: Settings) -> Ledger:
+def _open_ledger(settings: Settings, *, writable: bool = False) -> Ledger:
+    """The ledger, or exit: 2 when the URL names something that is not a ledger."""
+    url = make_url(settings.ledger.url).render_as_string(hide_password=True)
+    ledger_in_use.set(url)
     try:
-        return Ledger.open(settings.ledger.url)
-    except LedgerError as exc:
-        fail(str(exc))
-    except SQLAlchemyError as exc:
-        fail(f"cannot open the ledger {settings.ledger.url!r}: {exc.__class__.__name__}: {exc}")
+        return Ledger.open(settings.ledger.url, writable=writable)
+    except NotALedger as exc:
+        fail_usage(str(exc))
+    except (LedgerError, SQLAlchemyError) as exc:
+        fail(explain(exc, url).message)
 
 
 @app.command()
@@ -217,7 +257,7 @@ def reconcile(
     settings = load_settings(config)
     names = _selected_sources(settings, source)
     rules = _compiled_rules(settings, config)
-    ledger = _open_ledger(settings)
+    ledger = _open_ledger(settings, writable=not dry_run)
     try:
         report = run_reconcile(settings, ledger, names, rules, dry_run=dry_run)
     finally:
@@ -299,7 +339,7 @@ def _print_followups(report: ReconcileReport) -> None:
         f"{delivery.failed} failed, {delivery.unconfirmed} unconfirmed, {report.skipped} skipped"
     )
     for error in delivery.errors:
-        errors.print(f"[yellow]follow-up failed:[/] {error}", highlight=False)
+        errors.print(f"[yellow]follow-up failed:[/] {escape(error)}", highlight=False)
 
 
 def _print_reconcile_table(summaries: dict[str, SourceSummary], unmapped: list[str]) -> None:
@@ -318,7 +358,7 @@ def _print_reconcile_table(summaries: dict[str, SourceSummary], unmapped: list[s
     console.print(table)
     for name, summary in summaries.items():
         if summary.failed:
-            errors.print(f"[bold red]{name}:[/] {summary.error}", highlight=False)
+            errors.print(f"[bold red]{escape(name)}:[/] {escape(summary.error or '')}", highlight=False)
     if unmapped:
         console.print(
             f"\n{len(unmapped)} identities are not mapped to a person; add them under "
@@ -398,6 +438,8 @@ def run(config: ConfigOption = None) -> None:
     rules = _compiled_rules(settings, config)
     try:
         run_service(resolve_config_path(config), settings, rules)
+    except NotALedger as exc:
+        fail_usage(str(exc))
     except ServiceError as exc:
         fail(str(exc))
 
@@ -584,4 +626,4 @@ def audit(
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {output}: {exc.strerror}")
-    errors.print(f"wrote {output}", highlight=False)
+    errors.print(f"wrote {output}", highlight=False, markup=False)

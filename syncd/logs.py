@@ -16,6 +16,7 @@ import structlog
 from syncd.redaction import redact_text, structlog_processor
 
 LogFormat = Literal["auto", "console", "json"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:

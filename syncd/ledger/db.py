@@ -10,14 +10,28 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 class LedgerError(Exception):
     """The ledger cannot be used as configured (not migrated, unreachable, …)."""
+
+
+class NotALedger(LedgerError):
+    """`[ledger].url` names something that is not a syncd ledger (exit code 2).
+
+    An empty file or a database without syncd's schema is never initialised
+    silently: a restore gone wrong would otherwise look like a new ledger, and
+    the next reconcile would chase everyone again.
+    """
+
+
+class LedgerReadOnly(LedgerError):
+    """The ledger can be read but not written."""
 
 
 def normalize_url(url: str) -> str:
@@ -37,7 +51,9 @@ def create_ledger_engine(url: str) -> Engine:
     }
     if make_url(url).get_backend_name() == "sqlite":
         _ensure_sqlite_parent(url)
-        engine = create_engine(url, connect_args={"timeout": 30}, **json_options)
+        # `?timeout=N` in the URL sets how long to wait for a lock (seconds; default 30).
+        timeout = {} if "timeout" in make_url(url).query else {"timeout": 30}
+        engine = create_engine(url, connect_args=timeout, **json_options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # No server-side prepared statements: after five runs psycopg would switch a query
@@ -62,7 +78,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -89,8 +104,59 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     return before, current_revision(engine)
 
 
+def sqlite_path(engine: Engine) -> Path | None:
+    """The file of a SQLite ledger; None for PostgreSQL or an in-memory database."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
+def refuse_foreign_file(engine: Engine) -> None:
+    """An existing SQLite file must already be a syncd ledger; a missing one is created."""
+    path = sqlite_path(engine)
+    if path is None or not path.exists():
+        return
+    if path.stat().st_size == 0:
+        raise NotALedger(
+            f"the ledger file {path} is empty (0 bytes); if it is meant to be a new ledger, "
+            "initialise it with `syncd db upgrade`, otherwise restore the real one"
+        )
+    try:
+        with engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+    except DatabaseError:
+        raise NotALedger(
+            f"the ledger file {path} is not an SQLite database; point [ledger].url at the "
+            "ledger, or remove the file and run `syncd db upgrade` to start a new one"
+        ) from None
+    if "alembic_version" not in tables:
+        raise NotALedger(
+            f"the ledger file {path} holds no syncd schema; point [ledger].url at the ledger, "
+            "or initialise this file with `syncd db upgrade`"
+        )
+
+
+def require_writable(engine: Engine) -> None:
+    """Fail before any work when the ledger cannot be written (a read-only SQLite file)."""
+    if engine.dialect.name != "sqlite":
+        return  # PostgreSQL reports its own permission errors on the first write
+    try:
+        with engine.connect() as connection:  # a write that changes nothing, rolled back
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = version_num")
+            connection.rollback()
+    except OperationalError as error:
+        if "readonly" not in str(error.orig):
+            raise
+        raise LedgerReadOnly(
+            f"the ledger file {sqlite_path(engine)} is read-only: syncd needs to write to it "
+            "and to its directory (for the -wal and -shm files); fix their permissions"
+        ) from None
+
+
 def ensure_current(engine: Engine) -> None:
     """Upgrade a SQLite ledger automatically; ask for `syncd db upgrade` elsewhere."""
+    refuse_foreign_file(engine)
     current, head = current_revision(engine), head_revision(engine)
     if current == head:
         return

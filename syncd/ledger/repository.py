@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.errors import SuspiciousDisappearance
-from syncd.ledger.db import create_ledger_engine, ensure_current
+from syncd.ledger.db import create_ledger_engine, ensure_current, require_writable
 from syncd.ledger.models import (
     Base,
     LedgerRevision,
@@ -95,10 +95,17 @@ class Ledger:
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     @classmethod
-    def open(cls, url: str, *, auto_upgrade: bool = True) -> Ledger:
+    def open(cls, url: str, *, auto_upgrade: bool = True, writable: bool = False) -> Ledger:
+        """The ledger at `url`; `writable` checks up front that it can be written."""
         engine = create_ledger_engine(url)
-        if auto_upgrade:
-            ensure_current(engine)
+        try:
+            if auto_upgrade:
+                ensure_current(engine)
+            if writable:
+                require_writable(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return cls(engine)
 
     def close(self) -> None:

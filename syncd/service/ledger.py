@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from syncd.ledger.db import create_ledger_engine, ensure_current, upgrade
+from syncd.ledger.db import create_ledger_engine, ensure_current, require_writable, upgrade
 from syncd.ledger.repository import Ledger
 
 # Advisory lock keys are one bigint namespace per database; these are syncd's.
@@ -19,6 +19,7 @@ def open_ledger(url: str) -> Ledger:
     engine = create_ledger_engine(url)
     if engine.dialect.name != "postgresql":
         ensure_current(engine)  # SQLite: one process, upgrades itself
+        require_writable(engine)
         return Ledger(engine)
     with engine.connect() as connection:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})

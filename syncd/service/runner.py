@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.clock import SystemClock
 from syncd.config import Settings
-from syncd.ledger.db import LedgerError
+from syncd.ledger.db import LedgerError, NotALedger
 from syncd.ledger.repository import Ledger
 from syncd.logs import get_logger
 from syncd.rules.engine import CompiledRule
@@ -120,6 +120,8 @@ def run_service(config_path: Path, settings: Settings, rules: list[CompiledRule]
     """Serve until SIGTERM or SIGINT."""
     try:
         ledger = open_ledger(settings.ledger.url)
+    except NotALedger:
+        raise  # a usage error (exit 2), reported by the command line
     except (LedgerError, SQLAlchemyError) as error:
         raise ServiceError(f"cannot open the ledger: {error}") from None
     try:
