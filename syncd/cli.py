@@ -72,6 +72,7 @@ class SyncdGroup(typer.core.TyperGroup):
             )
             raise typer.Exit(failure.exit_code) from None
 
+
 app = typer.Typer(
     name="syncd",
     help=(
@@ -166,7 +167,9 @@ def db_upgrade(config: ConfigOption = None) -> None:
     try:
         before, after = upgrade(engine)
     except Exception as exc:  # the database's own words are the useful part
-        fail(f"could not migrate the ledger ({resolve_config_path(config)}): {exc}")
+        where = engine.url.render_as_string(hide_password=True)
+        fail(f"could not migrate the ledger ({resolve_config_path(config)}): "
+             f"{explain(exc, where).message}")  # fmt: skip
     finally:
         engine.dispose()
     where = engine.url.render_as_string(hide_password=True)
@@ -257,7 +260,7 @@ def reconcile(
     settings = load_settings(config)
     names = _selected_sources(settings, source)
     rules = _compiled_rules(settings, config)
-    ledger = _open_ledger(settings, writable=not dry_run)
+    ledger = _open_ledger(settings, writable=True)  # a dry run still stores what it pulls
     try:
         report = run_reconcile(settings, ledger, names, rules, dry_run=dry_run)
     finally:
@@ -358,7 +361,9 @@ def _print_reconcile_table(summaries: dict[str, SourceSummary], unmapped: list[s
     console.print(table)
     for name, summary in summaries.items():
         if summary.failed:
-            errors.print(f"[bold red]{escape(name)}:[/] {escape(summary.error or '')}", highlight=False)
+            errors.print(
+                f"[bold red]{escape(name)}:[/] {escape(summary.error or '')}", highlight=False
+            )
     if unmapped:
         console.print(
             f"\n{len(unmapped)} identities are not mapped to a person; add them under "

@@ -11,7 +11,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -68,9 +68,20 @@ def _json_dumps(value: Any) -> str:
 
 
 def _ensure_sqlite_parent(url: str) -> None:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_file(make_url(url))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file behind a SQLite URL, plain (`sqlite:///x.db`) or URI (`file:x.db?mode=ro`)."""
+    database = url.database
+    if not database or database == ":memory:":
+        return None
+    if url.query.get("uri") == "true" and database.startswith("file:"):
+        database = database.removeprefix("file:").partition("?")[0]
+        return Path(database) if database and database != ":memory:" else None
+    return Path(database)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -106,10 +117,7 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
 
 def sqlite_path(engine: Engine) -> Path | None:
     """The file of a SQLite ledger; None for PostgreSQL or an in-memory database."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return None
-    return Path(database)
+    return _sqlite_file(engine.url) if engine.dialect.name == "sqlite" else None
 
 
 def refuse_foreign_file(engine: Engine) -> None:
@@ -125,6 +133,8 @@ def refuse_foreign_file(engine: Engine) -> None:
     try:
         with engine.connect() as connection:
             tables = set(inspect(connection).get_table_names())
+    except OperationalError:
+        raise  # readable in principle (locked, read-only, …): reported as such
     except DatabaseError:
         raise NotALedger(
             f"the ledger file {path} is not an SQLite database; point [ledger].url at the "

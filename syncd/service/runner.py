@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.clock import SystemClock
 from syncd.config import Settings
+from syncd.failures import explain
 from syncd.ledger.db import LedgerError, NotALedger
 from syncd.ledger.repository import Ledger
 from syncd.logs import get_logger
@@ -123,7 +124,7 @@ def run_service(config_path: Path, settings: Settings, rules: list[CompiledRule]
     except NotALedger:
         raise  # a usage error (exit 2), reported by the command line
     except (LedgerError, SQLAlchemyError) as error:
-        raise ServiceError(f"cannot open the ledger: {error}") from None
+        raise ServiceError(explain(error).message) from None
     try:
         _serve(config_path, settings, rules, ledger, source_locks(ledger))
     finally:
