@@ -301,3 +301,9 @@ def test_any_option_value_ends_in_a_clear_exit(config: Path, option: str, value:
     }[option]
     code, _output = invoke(*command, "-c", str(config))
     assert code in (0, 1, 2)
+
+
+def test_the_demo_in_a_directory_named_like_markup(tmp_path: Path) -> None:
+    code, output = invoke("demo", "--dir", str(tmp_path / "[/]" / "demo"))
+    assert code == 0, output
+    assert f"syncd tasks -c {tmp_path}/[/]/demo/syncd.toml" in output.replace("\n", "")

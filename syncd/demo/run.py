@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.config import Settings, load_config
@@ -26,8 +27,8 @@ def run_demo(directory: Path, console: Console, *, keep_running: bool = False) -
     console.print(STORY)
     reset(directory)
     with DemoEnvironment(directory) as demo:
-        console.print(f"Sandbox on loopback: {demo.sandbox.urls}")
-        console.print(f"Config written to [bold]{demo.config_path}[/]\n")
+        console.print(f"Sandbox on loopback: {demo.sandbox.urls}", markup=False)
+        console.print(f"Config written to [bold]{escape(str(demo.config_path))}[/]\n")
         settings = load_config(demo.config_path)
         rules = compile_rules(settings.rules)
         ledger = Ledger.open(settings.ledger.url)
@@ -93,12 +94,14 @@ def _write_html(
     report = build_report(ledger, "violations", rules=rules, policy=settings.policy)
     path.write_text(render(report, "html"))
     console.print(
-        f"\nHTML report written to [bold]{path}[/] (open it in a browser; it works offline)"
+        f"\nHTML report written to [bold]{escape(str(path))}[/] "
+        "(open it in a browser; it works offline)"
     )
     return path
 
 
 def _print_next_steps(config: Path, report: Path, console: Console) -> None:
+    config, report = Path(escape(str(config))), Path(escape(str(report)))  # paths as typed
     console.print(
         "\n[bold]Try next[/] (the ledger stays in the demo directory):\n"
         f"  syncd audit -c {config} --report ownerless\n"
