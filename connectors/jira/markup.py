@@ -17,7 +17,7 @@ from syncd.plaintext import DEFAULT_LIMIT, printable
 
 # Cloud account ids (`557058:f58131cb-…`, `5b10ac8d82e05b22cc7d4ef5`).
 ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9:_-]{1,127}")
-_AT_NAME = re.compile(r"(?<![\w@])@[\w.-]*\w")
+_AT_NAME = re.compile(r"(?<![\w@])@[\w./-]*\w")
 _SPECIAL = re.compile(r"[\[\]{}!|]")
 
 
