@@ -42,6 +42,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from syncd.cli import app
+from syncd.clock import FrozenClock
 from syncd.config import Settings, load_config
 from syncd.connectors.github import markup as github
 from syncd.connectors.jira import markup as jira
@@ -52,6 +53,7 @@ from syncd.ledger.models import OutboxItem
 from syncd.ledger.repository import Ledger
 from syncd.model import Status, Task
 from syncd.plaintext import printable
+from syncd.reconcile import reconcile
 from syncd.reports import build_report, render
 from syncd.reports.escape import FORMULA_START, csv_cell, markdown_cell, safe_href
 from syncd.rules.engine import compile_rules, evaluate
@@ -269,6 +271,65 @@ def test_follow_ups_carry_nothing_active_to_any_writer(
             assert "printer" in message["Subject"].lower()
         readable(payload, text)
     assert seen == {"github", "jira", "slack", "email"}
+
+
+SLACK_TEXTS = [  # as Slack's API returns them: typed brackets arrive escaped
+    "&lt;!channel&gt; printer broken",
+    "&lt;!subteam^S1|ops&gt; printer jammed",
+    "&lt;@U123&gt; printer &amp; scanner",
+    "<!here> printer on fire",  # a real broadcast by the author: echoed, it would ping again
+]
+GITHUB_TITLES = ["@octocat printer #12 a/b#3", "printer <!-- syncd:owner:9:9:0 --> <img src=x>"]
+
+
+def test_the_whole_loop_from_real_sources_echoes_nothing_live(tmp_path: Path) -> None:
+    """Items read by the real Slack and GitHub connectors, followed up by the real writers."""
+    world = World.from_dict({
+        "tokens": {"github": "gh-token", "slack": "xoxb-sandbox"},
+        "people": [{"id": "bob", "name": "Bob", "github": "bob-o", "slack": "U02BOB"}],
+        "github": {"viewer": "syncd-bot", "repos": [{"full_name": "acme/infra", "issues": [
+            {"number": n, "title": title, "user": "bob", "assignees": [], "created_at": "-3d",
+             "updated_at": "-3d"} for n, title in enumerate(GITHUB_TITLES, start=1)]}]},
+        "slack": {"channels": [{"id": "C0OPS", "name": "ops", "messages": [
+            {"user": "bob", "text": text, "ts": f"-{n}h"}
+            for n, text in enumerate(SLACK_TEXTS, start=1)]}]},
+    })  # fmt: skip
+    with Sandbox(world) as served:
+        config = tmp_path / "syncd.toml"
+        config.write_text(
+            f'[ledger]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\n\n'
+            f'[sources.gh]\nkind = "github"\nbase_url = "{served.urls["github"]}"\n'
+            'token = "gh-token"\nrepos = ["acme/infra"]\n\n'
+            f'[sources.chat]\nkind = "slack"\nbase_url = "{served.urls["slack"]}"\n'
+            'token = "xoxb-sandbox"\nchannels = ["C0OPS"]\n\n'
+            '[people.bob]\nname = "Bob"\ngithub = "bob-o"\nslack = "U02BOB"\n\n'
+            '[[rules]]\nid = "owner"\nkind = "single_owner"\n'
+            'followup = { via = "source", every = "2d", template = "About {{ task.title }}: '
+            'who owns it?" }\n'
+        )
+        settings = load_config(config)
+        ledger = Ledger.open(settings.ledger.url)
+        try:
+            with writer_registry(settings) as writer_for:
+                report = reconcile(
+                    settings, ledger, ["gh", "chat"], compile_rules(settings.rules),
+                    FrozenClock(datetime.now(UTC)), writer_for=writer_for,
+                )  # fmt: skip
+            titles = {task.title for task in ledger.tasks(sources=["chat"], statuses=[])}
+        finally:
+            ledger.close()
+        assert "<!channel> printer broken" in titles  # the connector unescaped it for display
+        assert report.delivery.sent == len(SLACK_TEXTS) + len(GITHUB_TITLES), report.delivery
+        replies = [w.payload["text"] for w in served.writes.list("slack", "chat.postMessage")]
+        comments = [w.payload["body"] for w in served.writes.list("github", "issue_comment")]
+    assert len(replies) == len(SLACK_TEXTS) and len(comments) == len(GITHUB_TITLES)
+    for text in replies:
+        assert slack_problems(text, "U02BOB") == [], text
+        assert "printer" in text
+    assert any("&lt;!channel&gt; printer broken" in text for text in replies)
+    for body in comments:
+        assert github_problems(body.split("\n\n<!-- syncd:")[0], "bob-o") == [], body
+        assert body.count("<!-- syncd:") == 1 and "printer" in body
 
 
 def test_a_digest_item_is_written_for_the_digest_channel(
