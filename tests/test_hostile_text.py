@@ -49,6 +49,7 @@ from syncd.connectors.jira import markup as jira
 from syncd.connectors.mail.headers import header_value
 from syncd.connectors.slack import markup as slack
 from syncd.demo import CapturedMail, _free_port
+from syncd.errors import FailureKind
 from syncd.ledger.models import OutboxItem
 from syncd.ledger.repository import Ledger
 from syncd.model import Status, Task
@@ -58,7 +59,8 @@ from syncd.reports import build_report, render
 from syncd.reports.escape import FORMULA_START, csv_cell, markdown_cell, safe_href
 from syncd.rules.engine import compile_rules, evaluate
 from syncd.sandbox import Sandbox, World
-from syncd.sync import people_directory
+from syncd.service.alerts import observe_source
+from syncd.sync import SourceSummary, people_directory
 from syncd.writer.digest import _item_text
 from syncd.writer.github import marker
 from syncd.writer.outbox import drain, enqueue
@@ -108,6 +110,7 @@ def test_mentions_are_only_built_from_handles_of_the_right_shape() -> None:
     assert slack.mention("U01ALICE") == "<@U01ALICE>"
     assert jira.mention(ALICE_JIRA) == f"[~accountid:{ALICE_JIRA}]"
     assert github.mention("@alice-c") == "@alice-c"
+    assert github.mention("octocat_fabrikam") == "@octocat_fabrikam"  # a managed user
     for bad in ("!channel", "U1> <!here", "alice", ""):
         with pytest.raises(ValueError):
             slack.mention(bad)
@@ -360,6 +363,31 @@ def test_a_digest_item_written_for_another_channel_is_encoded_again() -> None:
     assert _item_text(item, "email") == "<!channel> @here printer"
     assert slack_problems(_item_text(item, "slack")) == []
     assert "printer" in _item_text(item, "slack")
+
+
+def test_a_source_alert_quotes_the_server_without_pinging(tmp_path: Path) -> None:
+    """The admin's alert quotes the source's error, which a server (or an attacker) wrote."""
+    config = tmp_path / "syncd.toml"
+    config.write_text(
+        f'[ledger]\nurl = "sqlite:///{tmp_path / "ledger.db"}"\n\n[service]\nadmin = "alice"\n\n'
+        '[sources.chat]\nkind = "slack"\ntoken = "xoxb-x"\nchannels = ["C1"]\n\n'
+        '[people.alice]\nslack = "U01ALICE"\n'
+    )
+    settings = load_config(config)
+    ledger = Ledger.open(settings.ledger.url)
+    try:
+        summary = SourceSummary(
+            failed=True,
+            error="401 <!channel> printer <@U999>",
+            failure_kind=FailureKind.AUTHENTICATION,
+        )
+        assert observe_source(ledger, settings, "chat", summary, 1, NOW)
+        with ledger.sessions() as session:
+            [row] = session.scalars(select(OutboxItem)).all()
+    finally:
+        ledger.close()
+    assert row.channel == "slack" and slack_problems(row.body) == []
+    assert "&lt;!channel&gt; printer" in row.body
 
 
 # --- reports -------------------------------------------------------------------------------

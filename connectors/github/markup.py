@@ -19,8 +19,9 @@ import re
 
 from syncd.plaintext import DEFAULT_LIMIT, printable
 
-# Logins: letters, digits and single hyphens, at most 39 characters.
-LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
+# Logins: letters, digits and single hyphens, at most 39 characters; Enterprise
+# Managed Users add `_shortcode` (`octocat_fabrikam`).
+LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}(?:_[A-Za-z0-9]+)?")
 _WORD = re.compile(r"\S+")
 _REFERENCE = re.compile(r"[@#]|\bGH-\d|/(?:issues|pull|discussions)/\d", re.IGNORECASE)
 _MARKDOWN = re.compile(r"[\\`\[\]]")
