@@ -85,9 +85,10 @@ def html_text(value: object) -> str:
     return "" if value is None else printable(str(value), limit=CELL_LIMIT)
 
 
-def terminal_text(value: object, style: str = "") -> Text:
-    """A value for a rich table: plain text (never markup), one line of printable characters."""
-    return Text("" if value is None else printable(str(value), limit=CELL_LIMIT), style=style)
+def terminal_text(value: object, style: str = "", *, multiline: bool = False) -> Text:
+    """A value for a rich table: plain text (never markup) of printable characters."""
+    text = "" if value is None else printable(str(value), multiline=multiline, limit=CELL_LIMIT)
+    return Text(text, style=style)
 
 
 def json_text(rendered: str) -> str:
