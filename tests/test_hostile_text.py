@@ -64,7 +64,7 @@ from syncd.sync import SourceSummary, people_directory
 from syncd.writer.digest import _item_text
 from syncd.writer.github import marker
 from syncd.writer.outbox import drain, enqueue
-from syncd.writer.plan import plan_followups
+from syncd.writer.plan import _templates, plan_followups
 from syncd.writer.registry import writer_registry
 
 ALICE_JIRA = "712020:0f1e2d3c-4b5a-4c6d-8e7f-000000000001"
@@ -585,3 +585,20 @@ def test_html_hrefs_are_only_web_or_mail(url: str) -> None:
 def test_printable_drops_acting_characters_and_respects_the_cap(text: str, limit: int) -> None:
     clean = printable(text, multiline=True, limit=limit)
     assert acting_characters(clean.replace("\n", "")) == [] and len(clean) <= limit
+
+
+CHECKS = {
+    "slack": slack_problems,
+    "jira": jira_problems,
+    "github": github_problems,
+    "email": lambda text: acting_characters(text.replace("\n", "")),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(hostile_text | words, st.sampled_from(sorted(CHECKS)))
+def test_template_filters_cannot_hand_on_raw_source_text(text: str, channel: str) -> None:
+    """`|safe`, string filters, `set` and macros: every `{{ }}` output is encoded last."""
+    template = AUTHOR_TEMPLATE + "{% macro m(x) %}{{ x|safe }}{% endmacro %} {{ m(task.title) }}"
+    rendered = _templates(channel).from_string(template).render(task={"title": text, "team": text})
+    assert CHECKS[channel](rendered) == [], rendered
