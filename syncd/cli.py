@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from typer._click import Context as ClickContext  # typer vendors click; groups take its Context
@@ -36,6 +37,7 @@ from syncd.logs import LOG_LEVELS, LogFormat, configure_logging, get_logger
 from syncd.model import Status
 from syncd.reconcile import ReconcileReport
 from syncd.reconcile import reconcile as reconcile_all
+from syncd.reports.escape import terminal_text as plain
 from syncd.rules.engine import (
     CompiledRule,
     EvaluationResult,
@@ -332,7 +334,11 @@ def _print_followups(report: ReconcileReport) -> None:
             table.add_column(column, overflow="fold")
         for planned in report.planned:
             d = planned.delivery
-            table.add_row(planned.rule_id, planned.task_key, d.channel, d.recipient or "—", d.body)
+            table.add_row(
+                *(plain(v) for v in (planned.rule_id, planned.task_key, d.channel)),
+                plain(d.recipient or "—"),
+                plain(d.body),
+            )
         console.print(table)
         return
     delivery = report.delivery
@@ -353,7 +359,7 @@ def _print_reconcile_table(summaries: dict[str, SourceSummary], unmapped: list[s
     for name, summary in summaries.items():
         status = "[red]failed[/]" if summary.failed else "[green]ok[/]"
         table.add_row(
-            name,
+            plain(name),
             *(str(getattr(summary, c)) for c in
               ("fetched", "new", "updated", "unchanged", "quarantined", "gone")),
             status,
@@ -362,7 +368,8 @@ def _print_reconcile_table(summaries: dict[str, SourceSummary], unmapped: list[s
     for name, summary in summaries.items():
         if summary.failed:
             errors.print(
-                f"[bold red]{escape(name)}:[/] {escape(summary.error or '')}", highlight=False
+                Text.assemble(plain(f"{name}:", style="bold red"), " ", plain(summary.error)),
+                highlight=False,
             )
     if unmapped:
         console.print(
@@ -393,7 +400,7 @@ def _print_rule_counts(evaluation: EvaluationResult) -> None:
     for column in ("rule", "open", "new", "resolved"):
         table.add_column(column, justify="left" if column == "rule" else "right")
     for rule_id, counts in evaluation.rules.items():
-        table.add_row(rule_id, str(counts.open), str(counts.new), str(counts.resolved))
+        table.add_row(plain(rule_id), str(counts.open), str(counts.new), str(counts.resolved))
     console.print(table)
 
 
@@ -489,11 +496,11 @@ def rules_check(config: ConfigOption = None, output_format: FormatOption = "tabl
         if row["overrides"]:
             params += f" (+{row['overrides']} overrides)"
         followup = row["followup"]
-        table.add_row(
+        table.add_row(*(plain(v) for v in (
             row["id"], row["kind"], row["severity"], row["checks"], row["scope"] or "—",
             params or "—",
             f"via {followup['via']} every {followup['every']}" if followup else "—",
-        )  # fmt: skip
+        )))  # fmt: skip
     console.print(table)
 
 
@@ -534,13 +541,13 @@ def tasks(
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
-            row["key"],
-            row["source"],
-            row["status"],
-            ", ".join(row["owners"]) or "[red]none[/]",
-            row["due"] or "—",
-            row["priority"] or "—",
-            row["title"],
+            plain(row["key"]),
+            plain(row["source"]),
+            plain(row["status"]),
+            plain(", ".join(row["owners"])) if row["owners"] else Text("none", style="red"),
+            plain(row["due"] or "—"),
+            plain(row["priority"] or "—"),
+            plain(row["title"]),
         )
     console.print(table)
 

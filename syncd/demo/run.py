@@ -17,6 +17,7 @@ from syncd.demo import STORY, DemoEnvironment, reset
 from syncd.ledger.repository import Ledger
 from syncd.reconcile import ReconcileReport
 from syncd.reports.build import build_report
+from syncd.reports.escape import terminal_text as plain
 from syncd.reports.render import render
 from syncd.rules.engine import CompiledRule, compile_rules
 
@@ -59,10 +60,10 @@ def _print_ownerless(ledger: Ledger, settings: Settings, console: Console) -> No
     for task in tasks:
         suggestion = task.get("suggested_owner")
         table.add_row(
-            f"{task['key']}: {task['title']}",
-            task["source"],
-            task.get("problem_text") or ", ".join(task["owners"]) or "none",
-            f"{suggestion}: {task.get('suggestion_reason')}" if suggestion else "—",
+            plain(f"{task['key']}: {task['title']}"),
+            plain(task["source"]),
+            plain(task.get("problem_text") or ", ".join(task["owners"]) or "none"),
+            plain(f"{suggestion}: {task.get('suggestion_reason')}" if suggestion else "—"),
         )
     console.print(table)
 
@@ -78,12 +79,18 @@ def _print_posted(demo: DemoEnvironment, console: Console) -> None:
         table.add_column(column, overflow="fold")
     for write in writes:
         text = str(write.payload.get("body") or write.payload.get("text") or "")
-        table.add_row(f"{write.service} {write.kind}", write.target, text.split("<!--")[0].strip())
+        message_text = text.split("<!--")[0].strip()
+        table.add_row(
+            f"{write.service} {write.kind}",
+            plain(write.target),
+            plain(message_text, multiline=True),
+        )
     for _, recipients, content in demo.mail.messages:
         message = email.message_from_bytes(content, policy=email.policy.default)
         body = message.get_body(preferencelist=("plain",))
         text = body.get_content().strip() if body is not None else ""
-        table.add_row("email (SMTP)", ", ".join(recipients), f"{message['Subject']}: {text}")
+        row = (", ".join(recipients), f"{message['Subject']}: {text}")
+        table.add_row("email (SMTP)", plain(row[0]), plain(row[1], multiline=True))
     console.print(table)
 
 

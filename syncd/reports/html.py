@@ -1,4 +1,10 @@
-"""The report as one self-contained HTML page: inline CSS and SVG, no script, no network."""
+"""The report as one self-contained HTML page: inline CSS and SVG, no script, no network.
+
+Every `{{ … }}` value is autoescaped after `finalize` made it printable (no
+control or bidi characters, capped); links keep only http, https and mailto
+targets (`href`); and the page's Content-Security-Policy allows its one
+stylesheet, by hash, and nothing else: no script, no request, no inline style.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 from jinja2 import Environment, StrictUndefined, Template
 from markupsafe import Markup
 
+from syncd.reports.escape import content_security_policy, html_text, safe_href
 from syncd.reports.svg import bar_chart, line_chart
 
 TITLES = {
@@ -17,18 +24,34 @@ TITLES = {
     "violations": "Open violations",
     "compliance": "Compliance",
 }
-SEVERITY_COLORS = {"error": "#dc2626", "warning": "#d97706", "info": "#0284c7"}
 
 
 @cache
 def _template() -> Template:
     text = files("syncd.reports").joinpath("report.html.j2").read_text(encoding="utf-8")
     env = Environment(
-        autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_finalize,
     )
     env.filters["percent"] = _percent
     env.filters["tone"] = _tone
+    env.filters["href"] = safe_href
     return env.from_string(text)
+
+
+@cache
+def _stylesheet() -> str:
+    return files("syncd.reports").joinpath("report.css").read_text(encoding="utf-8")
+
+
+def _finalize(value: Any) -> Any:
+    """Text printable before autoescape; the page's own markup (charts) as it is."""
+    if isinstance(value, Markup) or not isinstance(value, str):
+        return value
+    return html_text(value)
 
 
 def render_html(report: dict[str, Any]) -> str:
@@ -60,7 +83,8 @@ def render_html(report: dict[str, Any]) -> str:
         title=TITLES[report["report"]],
         charts=charts,
         groups=_groups(report),
-        severity_colors=SEVERITY_COLORS,
+        stylesheet=Markup(_stylesheet()),  # syncd's own file, hashed in the CSP
+        csp=content_security_policy(_stylesheet()),
     )
 
 

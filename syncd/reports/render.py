@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from syncd.reports.escape import csv_cell, json_text, markdown_cell
 from syncd.reports.html import TITLES, render_html
 from syncd.reports.rows import columns, rows
 from syncd.reports.table import render_table
@@ -18,14 +19,17 @@ FORMATS = ("table", "json", "csv", "md", "html")
 
 
 def render_json(report: dict[str, Any]) -> str:
-    return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    return json_text(json.dumps(report, indent=2, ensure_ascii=False)) + "\n"
 
 
 def render_csv(report: dict[str, Any]) -> str:
+    """Every text cell quoted and formula-safe (OWASP); numbers stay numbers."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns(report), lineterminator="\n")
+    writer = csv.DictWriter(
+        buffer, fieldnames=columns(report), lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC
+    )
     writer.writeheader()
-    writer.writerows(rows(report))
+    writer.writerows({name: csv_cell(value) for name, value in row.items()} for row in rows(report))
     return buffer.getvalue()
 
 
@@ -43,15 +47,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines.append("| " + " | ".join(names) + " |")
     lines.append("|" + "---|" * len(names))
     for row in rows(report):
-        lines.append("| " + " | ".join(_md_cell(row[name]) for name in names) + " |")
+        lines.append("| " + " | ".join(markdown_cell(row[name]) for name in names) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _md_cell(value: str | int | float | None) -> str:
-    if value is None:
-        return ""
-    # A pipe would end the cell; a newline would end the row.
-    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 def _percent(value: float | None) -> str:

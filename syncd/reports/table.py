@@ -1,4 +1,9 @@
-"""The reports as rich tables, for reading on a terminal."""
+"""The reports as rich tables, for reading on a terminal.
+
+Every value from the ledger goes in as `Text` (`terminal_text`): rich would
+otherwise read `[...]` in a title as markup (and fail on `[/]`), and control
+characters such as ANSI escapes would reach the terminal.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,12 @@ from itertools import groupby
 from typing import Any
 
 from rich.console import Console
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
+
+from syncd.reports.escape import safe_href
+from syncd.reports.escape import terminal_text as plain
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -38,21 +47,21 @@ def _ownerless(report: dict[str, Any], console: Console) -> None:
     for (source, project), items in groupby(
         report["tasks"], key=lambda t: (t["source"], t["project"])
     ):
-        table = Table(title=f"{source} · {project}", title_justify="left", expand=True)
+        table = Table(title=plain(f"{source} · {project}"), title_justify="left", expand=True)
         for column in ("task", "title", "problem", "age", "reporter", "suggested owner"):
             table.add_column(
                 column, overflow="fold", justify="right" if column == "age" else "left"
             )
         for task in items:
             age = "—" if task["age_days"] is None else f"{task['age_days']}d"
-            suggestion = Text(task["suggested_owner"] or "—", style="bold")
-            suggestion.append(f"\n{task['suggestion_reason']}", style="dim")
+            suggestion = plain(task["suggested_owner"] or "—", style="bold")
+            suggestion.append("\n").append_text(plain(task["suggestion_reason"], style="dim"))
             table.add_row(
                 _link(task["key"], task["url"]),
-                task["title"],
-                task["problem_text"],
+                plain(task["title"]),
+                plain(task["problem_text"]),
                 age,
-                task["reporter"] or "—",
+                plain(task["reporter"] or "—"),
                 suggestion,
             )
         console.print(table)
@@ -66,11 +75,11 @@ def _violations(report: dict[str, Any], console: Console) -> None:
     for item in items:
         task = item["task"]
         table.add_row(
-            Text(item["severity"], style=SEVERITY_STYLE.get(item["severity"], "")),
-            item["rule"],
+            plain(item["severity"], style=SEVERITY_STYLE.get(item["severity"], "")),
+            plain(item["rule"]),
             _link(task["key"], task["url"]),
-            item["message"],
-            ", ".join(task["owners"]) or "—",
+            plain(item["message"]),
+            plain(", ".join(task["owners"]) or "—"),
             item["first_seen"][:16].replace("T", " "),
         )
     console.print(table)
@@ -88,7 +97,7 @@ def _compliance(report: dict[str, Any], console: Console) -> None:
             table.add_column(column, justify="right")
         for entry in entries:
             table.add_row(
-                label(entry),
+                plain(label(entry)),
                 str(entry["tasks"]),
                 str(entry["compliant"]),
                 _percent(entry["percent"]),
@@ -107,4 +116,9 @@ def _percent(value: float | None) -> Text:
 
 
 def _link(key: str, url: str | None) -> Text:
-    return Text(key, style=f"link {url}" if url else "")
+    """The key, a terminal hyperlink when the URL is one a browser may open."""
+    href = safe_href(url)
+    text = plain(key)
+    if href:
+        text.stylize(Style(link=href))
+    return text

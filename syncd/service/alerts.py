@@ -20,6 +20,7 @@ from syncd.errors import FailureKind
 from syncd.ledger.repository import Ledger
 from syncd.sync import SourceSummary
 from syncd.writer.direct import direct_target, insert_message
+from syncd.writer.sinks import encoder_for
 
 OUTAGE_STREAM = "_outage"
 log = structlog.get_logger("syncd.alerts")
@@ -65,10 +66,11 @@ def _alert_admin(
         log.warning("admin cannot be reached", admin=admin, source=name)
         return False
     channel, where = target
+    encode = encoder_for(channel)  # the error may quote what the source answered
     body = (
-        f"syncd cannot sync source {name} (failing since {since}, "
-        f"{consecutive_failures} polls in a row): {summary.error}. Its tasks stay as they "
-        f"were until it syncs again. This is the only message for this outage."
+        f"syncd cannot sync source {encode(name)} (failing since {since}, "
+        f"{consecutive_failures} polls in a row): {encode(str(summary.error or ''))}. Its tasks "
+        f"stay as they were until it syncs again. This is the only message for this outage."
     )
     with ledger.sessions.begin() as session:
         stored = insert_message(

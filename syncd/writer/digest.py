@@ -5,6 +5,11 @@ person's time zone, during their working hours) they are gathered into one
 outbox row, keyed `digest:<person>:<date>`, and marked `digested` in the same
 transaction; that row is then delivered like any other follow-up, exactly once.
 Items that arrive after today's digest went out wait for tomorrow's.
+
+Each item's body was written at plan time for the channel its digest goes out on
+(`encoded_for` in its target); an item written for another channel (the person's
+address changed since) is encoded again for this one, so it shows its markup as
+text rather than ever passing source text through unescaped.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from syncd.config import Settings
 from syncd.ledger.models import OutboxItem
 from syncd.ledger.repository import Ledger
 from syncd.writer.direct import direct_target, insert_message
+from syncd.writer.plan import DIGEST_SUBJECT
 from syncd.writer.schedule import next_working_moment
+from syncd.writer.sinks import encoder_for
 
 
 def compose_digests(ledger: Ledger, settings: Settings, now: datetime) -> int:
@@ -30,7 +37,7 @@ def compose_digests(ledger: Ledger, settings: Settings, now: datetime) -> int:
         person = settings.people.get(person_id)
         if person is None or next_working_moment(now, person, settings.policy) is not None:
             continue  # not at work now: the digest waits for their working hours
-        target = direct_target(person_id, settings, "syncd: your daily follow-ups")
+        target = direct_target(person_id, settings, DIGEST_SUBJECT)
         if target is None:
             continue
         channel, where = target
@@ -61,7 +68,8 @@ def _make_digest(
     now: datetime,
 ) -> bool:
     key = f"digest:{person_id}:{day}"
-    lines = [f"{len(items)} things need you today:"] + [f"- {item.body}" for item in items]
+    lines = [f"{len(items)} things need you today:"]
+    lines += [f"- {_item_text(item, channel)}" for item in items]
     with ledger.sessions.begin() as session:
         created = insert_message(
             ledger, session.connection(), key=key, kind="digest", person_id=person_id,
@@ -75,3 +83,11 @@ def _make_digest(
             .values(state="digested", remote_id=key, updated_at=now)
         )
     return True
+
+
+def _item_text(item: OutboxItem, channel: str) -> str:
+    """The item's body as written for `channel`; encoded again if it was written for another."""
+    written_for = (item.target or {}).get("encoded_for", item.channel)
+    if written_for == channel:
+        return item.body
+    return encoder_for(channel)(item.body, multiline=True, limit=None)

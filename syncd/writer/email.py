@@ -34,6 +34,7 @@ from imapclient.exceptions import IMAPClientError
 
 from syncd.config import SmtpSettings, SourceSettings
 from syncd.connectors.imap.settings import ImapSettings
+from syncd.connectors.mail.headers import body_text, header_value
 from syncd.writer.base import Delivery, UnconfirmableDelivery, WriteError
 
 log = structlog.get_logger(__name__)
@@ -49,14 +50,19 @@ def message_id(idempotency_key: str, sender: str) -> str:
 
 
 def build_reply(delivery: Delivery, sender: str) -> EmailMessage:
-    """The reply in the thread: `In-Reply-To` and `References` point at the thread."""
+    """The reply in the thread: `In-Reply-To` and `References` point at the thread.
+
+    Every header value is folded to one line (`header_value`): a title or an id
+    from a source can never add a header. The body is plain text.
+    """
     target = delivery.target
     if not target.get("to"):
         raise WriteError("an email delivery needs target to", permanent=True)
     message = EmailMessage()
-    message["From"] = sender
-    message["To"] = target["to"] if isinstance(target["to"], str) else ", ".join(target["to"])
-    message["Subject"] = _reply_subject(str(target.get("subject") or ""))
+    message["From"] = header_value(sender, limit=None)
+    to = target["to"] if isinstance(target["to"], str) else ", ".join(target["to"])
+    message["To"] = header_value(to, limit=None)
+    message["Subject"] = header_value(_reply_subject(str(target.get("subject") or "")))
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = f"<{message_id(delivery.idempotency_key, sender)}>"
     parent = _angled(target.get("in_reply_to"))
@@ -67,7 +73,7 @@ def build_reply(delivery: Delivery, sender: str) -> EmailMessage:
             references.append(parent)
     if references:
         message["References"] = " ".join(r for r in references if r)
-    message.set_content(delivery.body)
+    message.set_content(body_text(delivery.body, multiline=True, limit=None))
     return message
 
 
@@ -243,7 +249,7 @@ def _reply_subject(subject: str) -> str:
 
 
 def _angled(value: object) -> str:
-    text = str(value or "").strip()
+    text = header_value(str(value or ""), limit=None)
     if not text:
         return ""
     return text if text.startswith("<") else f"<{text}>"

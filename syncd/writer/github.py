@@ -16,6 +16,7 @@ from urllib.parse import quote
 import github
 from github.Requester import Requester
 
+from syncd.connectors.github.markup import mention
 from syncd.connectors.github.settings import GitHubSettings
 from syncd.writer.base import Delivery, WriteError
 
@@ -34,10 +35,17 @@ def marker(idempotency_key: str) -> str:
 
 
 def comment_body(delivery: Delivery) -> str:
-    """The Markdown posted: an @-mention when there is one, the text, the marker."""
+    """The Markdown posted: an @-mention when there is one, the text, the marker.
+
+    The body was encoded for GitHub Markdown when it was planned, so source text in
+    it mentions nobody and cannot write a marker; the recipient's login is checked.
+    """
     text = delivery.body.rstrip()
     if delivery.mention:
-        text = f"@{delivery.mention.lstrip('@')} {text}"
+        try:
+            text = f"{mention(delivery.mention)} {text}"
+        except ValueError as error:
+            raise WriteError(f"cannot mention the recipient: {error}", permanent=True) from None
     return f"{text}\n\n{marker(delivery.idempotency_key)}"
 
 

@@ -18,6 +18,7 @@ import jira
 import requests
 from jira.exceptions import JIRAError
 
+from syncd.connectors.jira.markup import mention
 from syncd.connectors.jira.settings import JiraSettings
 from syncd.writer.base import Delivery, WriteError
 
@@ -28,10 +29,17 @@ _PERMANENT = frozenset({400, 404, 410})
 
 
 def comment_payload(delivery: Delivery) -> dict[str, Any]:
-    """The add-comment body: wiki markup mentioning the owner, and the marker property."""
+    """The add-comment body: wiki markup mentioning the owner, and the marker property.
+
+    The body was encoded for wiki markup when it was planned; the mention is the
+    only markup added here, from an id of an account id's shape.
+    """
     text = delivery.body.strip()
     if delivery.mention:
-        text = f"[~accountid:{delivery.mention}] {text}"
+        try:
+            text = f"{mention(delivery.mention)} {text}"
+        except ValueError as error:
+            raise WriteError(f"cannot mention the recipient: {error}", permanent=True) from None
     return {
         "body": text,
         "properties": [

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 
 from syncd.config import FollowupSettings, Settings
+from syncd.connectors.mail.headers import header_value
 from syncd.ledger.models import TaskRow, Violation
 from syncd.ledger.repository import Ledger
 from syncd.people import PeopleDirectory
 from syncd.rules.engine import CompiledRule
 from syncd.rules.kinds import is_team
 from syncd.writer.base import Delivery
+from syncd.writer.direct import direct_target
 from syncd.writer.schedule import next_working_moment
+from syncd.writer.sinks import encoder_for
 
 CHANNEL_OF_KIND = {
     "github": "github",
@@ -52,7 +56,23 @@ ESCALATION = (
     "to {{ recipient_name }}: {{ violation.message }}."
 )
 
-_templates = SandboxedEnvironment(autoescape=False)
+DIGEST_SUBJECT = "syncd: your daily follow-ups"
+
+
+@cache
+def _templates(channel: str) -> SandboxedEnvironment:
+    """Templates whose every `{{ … }}` output is encoded for `channel`.
+
+    `finalize` sees each expression's value last, after any filter, so `|safe`,
+    `|replace` or a macro cannot hand source text to the message raw; text the
+    template author wrote outside `{{ … }}` stays exactly as written.
+    """
+    encode = encoder_for(channel)
+
+    def finalize(value: Any) -> str:
+        return encode("" if value is None else str(value))
+
+    return SandboxedEnvironment(autoescape=False, finalize=finalize)
 
 
 @dataclass
@@ -145,13 +165,18 @@ def _plan_one(
         return None
     episode = f"{rule.id}:{task.id}:{violation.id}"
     key = f"{episode}:escalation" if escalation else f"{episode}:{window}"
-    body = _render(rule, followup, violation, task, recipient, people, escalation, window)
+    digest = _wants_digest(recipient, settings)
+    # A digest item is read in the digest, so it is written for the digest's channel.
+    markup = (_digest_channel(recipient, settings) or channel) if digest else channel
+    body = _render(rule, followup, violation, task, recipient, people, escalation, window, markup)
     if window > 0 and not escalation:
         # Comments cannot always be edited in place; say this one replaces the last.
         body += f" (Reminder {window + 1}; this replaces syncd's earlier note.)"
     target = _target(channel, task, recipient, people, settings)
     if getattr(rule.params, "reopen", False) and channel in ("github", "jira") and not escalation:
         target["reopen"] = True
+    if digest:
+        target["encoded_for"] = markup
     delivery = Delivery(
         idempotency_key=key,
         channel=channel,
@@ -169,7 +194,7 @@ def _plan_one(
         not_before=not_before,
         task_key=task.key,
         escalation=escalation,
-        digest=_wants_digest(recipient, settings),
+        digest=digest,
     )
 
 
@@ -185,6 +210,11 @@ def _snoozed(task: TaskRow, settings: Settings) -> bool:
 def _wants_digest(recipient: str, settings: Settings) -> bool:
     person = settings.people.get(recipient)
     return bool(person and person.digest)
+
+
+def _digest_channel(recipient: str, settings: Settings) -> str | None:
+    where = direct_target(recipient, settings, DIGEST_SUBJECT)
+    return where[0] if where else None
 
 
 def _recipient(
@@ -235,7 +265,9 @@ def _target(
         settings.sources[task.source].kind) == "email") else None  # fmt: skip
     return {
         "to": address,
-        "subject": f"Re: {task.title}" if thread else f"[syncd] {task.key}: {task.title}",
+        "subject": header_value(
+            f"Re: {task.title}" if thread else f"[syncd] {task.key}: {task.title}"
+        ),
         "in_reply_to": f"<{thread}>" if thread else None,
         "references": f"<{thread}>" if thread else None,
     }
@@ -257,11 +289,14 @@ def _render(
     people: PeopleDirectory,
     escalation: bool,
     window: int,
+    channel: str,
 ) -> str:
+    """The message, every interpolated value encoded for `channel` (see `_templates`)."""
     source = ESCALATION if escalation else (followup.template or DEFAULT_TEMPLATES[rule.kind.name])
     person = people.get(recipient)
     return (
-        _templates.from_string(source)
+        _templates(channel)
+        .from_string(source)
         .render(
             task=task,
             name=_name(task),

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from syncd.connectors.slack.markup import mention
 from syncd.connectors.slack.settings import SlackSettings
 from syncd.writer.base import Delivery, WriteError
 
@@ -45,8 +46,14 @@ def carries_key(message: Json, idempotency_key: str) -> bool:
 
 
 def message_text(delivery: Delivery) -> str:
+    """The mrkdwn posted: the recipient's mention, then the body (encoded when planned)."""
     text = delivery.body.strip()
-    return f"<@{delivery.mention}> {text}" if delivery.mention else text
+    if not delivery.mention:
+        return text
+    try:
+        return f"{mention(delivery.mention)} {text}"
+    except ValueError as error:
+        raise WriteError(f"cannot mention the recipient: {error}", permanent=True) from None
 
 
 class SlackWriter:
