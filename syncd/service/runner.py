@@ -9,6 +9,7 @@ config.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import socket
@@ -21,12 +22,13 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.clock import SystemClock
-from syncd.config import Settings
+from syncd.config import ServiceSettings, Settings
 from syncd.ledger.db import LedgerError
 from syncd.ledger.repository import Ledger
 from syncd.logs import get_logger
 from syncd.rules.engine import CompiledRule
-from syncd.service.app import create_app
+from syncd.service.app import MAX_BODY, create_app
+from syncd.service.http import HttpLimits, guard, protocol_for
 from syncd.service.ledger import open_ledger
 from syncd.service.locks import SourceLocks, source_locks
 from syncd.service.loop import Service
@@ -72,10 +74,26 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
-def start_http(service: Service, sock: socket.socket) -> tuple[_Server, threading.Thread]:
+def http_limits(settings: ServiceSettings) -> HttpLimits:
+    return HttpLimits(
+        header_timeout=settings.http_header_timeout.total_seconds(),
+        body_timeout=settings.http_body_timeout.total_seconds(),
+        keep_alive=settings.http_keep_alive.total_seconds(),
+        max_connections=settings.http_max_connections,
+        max_body=MAX_BODY,
+    )
+
+
+def start_http(
+    service: Service, sock: socket.socket, limits: HttpLimits | None = None
+) -> tuple[_Server, threading.Thread]:
+    limits = limits or HttpLimits()
+    # No `limit_concurrency`: uvicorn counts every open connection against it, so slow
+    # clients would turn health checks into 503s; the protocol caps connections instead.
     config = uvicorn.Config(
-        create_app(service), log_config=None, access_log=False, lifespan="off",
-        timeout_graceful_shutdown=2,
+        guard(create_app(service), limits), http=protocol_for(limits), log_config=None,
+        access_log=False, lifespan="off", timeout_graceful_shutdown=2,
+        timeout_keep_alive=math.ceil(limits.keep_alive),
     )  # fmt: skip
     server = _Server(config)
     thread = threading.Thread(
@@ -139,7 +157,7 @@ def _serve(
     service.on_stop = _watchdog
     sock = bind(settings.service.listen)
     host, port = sock.getsockname()[:2]
-    server, thread = start_http(service, sock)
+    server, thread = start_http(service, sock, http_limits(settings.service))
     install_signals(service)
     log.info(
         "service started",

@@ -1,0 +1,279 @@
+"""`syncd run` under slow and abusive HTTP clients, on loopback.
+
+One real service with short limits (head 2 s, body 3 s, keep-alive 2 s, 200
+connections). Bounds are generous: they show a slow client is cut off near its
+deadline (not after minutes) and a health check is never starved, not how fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from test_service import Running, free_port, github_headers, make_world, start, write_config
+
+from syncd.sandbox import Sandbox
+
+HEAD_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS = 2.0, 3.0, 2.0, 200
+SLACK = 3.0  # how late past its deadline a slow client may still be cut off
+MAX_BODY = 1 << 20
+PROBE_LIMIT = 1.0  # seconds a health check may take while the abuse goes on
+
+LIMITS = (
+    f'http_header_timeout = "{HEAD_TIMEOUT}s"\nhttp_body_timeout = "{BODY_TIMEOUT}s"\n'
+    f'http_keep_alive = "{KEEP_ALIVE}s"\nhttp_max_connections = {MAX_CONNECTIONS}\n'
+)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    with Sandbox(make_world()) as sandbox:
+        path = tmp_path_factory.mktemp("http") / "syncd.toml"
+        config = write_config(path, sandbox, port=free_port(), poll="1h")
+        config.write_text(config.read_text().replace("[service]\n", f"[service]\n{LIMITS}"))
+        running = start(config)
+        yield running
+        assert running.stop() < 10
+
+
+def port_of(service: Running) -> int:
+    return int(service.url.rsplit(":", 1)[1])
+
+
+# --- clients --------------------------------------------------------------------------
+
+
+async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", port)
+
+
+async def request(port: int, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One request on its own connection; the status and the body, read to the end."""
+    reader, writer = await connect(port)
+    try:
+        writer.write(head.encode() + b"connection: close\r\n\r\n" + body)
+        await writer.drain()
+        return parse(await reader.read())
+    finally:
+        writer.close()
+
+
+def parse(response: bytes) -> tuple[int, bytes]:
+    head, _, body = response.partition(b"\r\n\r\n")
+    return (int(head.split(b" ", 2)[1]) if head else 0), body
+
+
+@dataclass
+class Cut:
+    """How a slow client's connection ended."""
+
+    seconds: float  # from connecting
+    said: bytes  # what the server sent before closing
+
+
+async def trickle(port: int, head: bytes, interval: float = 0.5) -> Cut:
+    """Send `head`, then one more byte every `interval` until the server closes."""
+    started = time.monotonic()
+    reader, writer = await connect(port)
+    said = b""
+    try:
+        writer.write(head)
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(4096), interval)
+            except TimeoutError:
+                writer.write(b"x")
+                continue
+            if not data:
+                break
+            said += data
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+    return Cut(time.monotonic() - started, said)
+
+
+async def idle_after_one_request(port: int) -> Cut:
+    """A kept-alive connection that goes quiet after its first answer."""
+    reader, writer = await connect(port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n")
+    await reader.readuntil(b"\r\n\r\n")
+    answered = time.monotonic()
+    said = await reader.read()  # the body, then nothing until the server closes
+    writer.close()
+    return Cut(time.monotonic() - answered, said)
+
+
+@dataclass
+class Prober:
+    """Health checks on fresh connections, back to back, while the abuse goes on."""
+
+    port: int
+    results: list[tuple[float, int]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                status, _ = await asyncio.wait_for(
+                    request(self.port, "GET /healthz HTTP/1.1\r\nhost: t\r\n"), 10
+                )
+            except (TimeoutError, ConnectionError):
+                status = 0
+            self.results.append((time.monotonic() - started, status))
+            await asyncio.sleep(0.05)
+
+    def check(self, least: int) -> None:
+        assert len(self.results) >= least, self.results
+        failed = [result for result in self.results if result[1] != 200]
+        assert not failed, f"health checks that failed: {failed}"
+        slowest = max(seconds for seconds, _ in self.results)
+        assert slowest < PROBE_LIMIT, f"slowest health check took {slowest:.2f} s"
+
+
+async def was_closed(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(), 0.01) == b""
+    except ConnectionError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def open_sockets(pid: int) -> int:
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+
+
+# --- tests ----------------------------------------------------------------------------
+
+
+def test_slow_clients_are_cut_off_while_health_checks_and_webhooks_get_through(
+    service: Running,
+) -> None:
+    port = port_of(service)
+    slow_body = (
+        b"POST /webhooks/gh HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+        b"content-length: 1000\r\n\r\n{"
+    )
+    slow_head = b"POST /webhooks/gh HTTP/1.1\r\nhost: t\r\n"
+
+    async def scenario() -> tuple[list[Cut], list[Cut], list[Cut], list[Cut], int, Prober]:
+        prober = Prober(port)
+        probing = asyncio.create_task(prober.run())
+        bodies = [asyncio.create_task(trickle(port, slow_body)) for _ in range(100)]
+        heads = [asyncio.create_task(trickle(port, slow_head)) for _ in range(50)]
+        silent = [asyncio.create_task(trickle(port, b"", interval=60)) for _ in range(5)]
+        idle = [asyncio.create_task(idle_after_one_request(port)) for _ in range(5)]
+        await asyncio.sleep(1)
+        body = b'{"zen": "Design for failure."}'
+        headers = github_headers(body, event="ping") | {"content-length": str(len(body))}
+        head = "POST /webhooks/gh HTTP/1.1\r\nhost: t\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in headers.items()
+        )
+        webhook, _ = await request(port, head, body)
+        cut = await asyncio.wait_for(asyncio.gather(*bodies, *heads, *silent, *idle), 30)
+        prober.stop.set()
+        await probing
+        return cut[:100], cut[100:150], cut[150:155], cut[155:], webhook, prober
+
+    cut_bodies, cut_heads, cut_silent, cut_idle, webhook, prober = asyncio.run(scenario())
+
+    assert webhook == 200
+    for cut in cut_bodies:
+        assert BODY_TIMEOUT - 0.5 < cut.seconds < BODY_TIMEOUT + SLACK, cut
+        assert cut.said.startswith(b"HTTP/1.1 408 "), cut
+    for cut in cut_heads + cut_silent:
+        assert HEAD_TIMEOUT - 0.5 < cut.seconds < HEAD_TIMEOUT + SLACK, cut
+        assert cut.said == b"", cut
+    for cut in cut_idle:
+        assert KEEP_ALIVE - 0.5 < cut.seconds < KEEP_ALIVE + SLACK, cut
+    prober.check(least=20)
+    assert service.health()["status"] == "ok"
+    assert not [e for e in service.log() if e.get("level") == "error"], "errors were logged"
+
+
+def test_oversized_bodies_get_413_before_they_are_read(service: Running) -> None:
+    port = port_of(service)
+    declared = 50 << 20
+
+    async def declared_too_large(path: str) -> tuple[int, float, int]:
+        """Only the head is sent; then as much body as the server takes before it closes."""
+        reader, writer = await connect(port)
+        started = time.monotonic()
+        writer.write(f"POST {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {declared}\r\n\r\n".encode())
+        status, _ = parse(await asyncio.wait_for(reader.read(), 5))
+        answered = time.monotonic() - started
+        sent = 0
+        try:
+            while sent < declared:
+                writer.write(b"x" * 65536)
+                await asyncio.wait_for(writer.drain(), 5)
+                sent += 65536
+        except (ConnectionError, TimeoutError):
+            pass
+        writer.close()
+        return status, answered, sent
+
+    async def streamed_too_large() -> int:
+        """Chunked, so no length is declared: counted as it arrives."""
+        reader, writer = await connect(port)
+        writer.write(b"POST /webhooks/gh HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+        for _ in range(MAX_BODY // 65536 + 2):
+            writer.write(chunk)
+            await writer.drain()
+        status, _ = parse(await asyncio.wait_for(reader.read(), 5))
+        writer.close()
+        return status
+
+    async def scenario() -> tuple[list[tuple[int, float, int]], int]:
+        declared = await asyncio.gather(
+            declared_too_large("/webhooks/gh"), declared_too_large("/healthz")
+        )
+        return list(declared), await streamed_too_large()
+
+    declared_results, streamed = asyncio.run(scenario())
+    for status, answered, sent in declared_results:
+        assert status == 413
+        assert answered < 1
+        # The server closed long before the declared 50 MiB (only socket buffers took more).
+        assert sent < declared // 2, sent
+    assert streamed == 413
+
+
+def test_a_connection_flood_is_capped_and_health_checks_still_answer(service: Running) -> None:
+    port = port_of(service)
+    flood = 3 * MAX_CONNECTIONS
+
+    async def scenario() -> tuple[int, int, Prober]:
+        prober = Prober(port)
+        probing = asyncio.create_task(prober.run())
+        streams = []
+        for _ in range(flood):
+            streams.append(await connect(port))
+        await asyncio.sleep(0.5)
+        held = open_sockets(service.process.pid)
+        await asyncio.sleep(0.5)
+        closed = 0
+        for reader, writer in streams:
+            closed += await was_closed(reader)
+            writer.close()
+        prober.stop.set()
+        await probing
+        return held, closed, prober
+
+    held, closed, prober = asyncio.run(scenario())
+    # The listening socket and the service's own clients (the sandbox, ...) come on top.
+    assert held <= MAX_CONNECTIONS + 20, held
+    # The oldest waiters made room for the newer ones.
+    assert closed >= flood - MAX_CONNECTIONS - 5, closed
+    prober.check(least=5)
+
