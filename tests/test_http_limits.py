@@ -8,16 +8,21 @@ deadline (not after minutes) and a health check is never starved, not how fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 from test_service import Running, free_port, github_headers, make_world, start, write_config
 
 from syncd.sandbox import Sandbox
+from syncd.service.http import HttpLimits, Receive, Scope, Send
+from syncd.service.runner import bind, serve_in_thread
 
 HEAD_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS = 2.0, 3.0, 2.0, 200
 SLACK = 3.0  # how late past its deadline a slow client may still be cut off
@@ -43,6 +48,17 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 def port_of(service: Running) -> int:
     return int(service.url.rsplit(":", 1)[1])
+
+
+def cuts(service: Running) -> dict[str, float]:
+    """syncd_http_connections_cut_total by reason, from /metrics."""
+    prefix = 'syncd_http_connections_cut_total{reason="'
+    found = {}
+    for line in httpx.get(f"{service.url}/metrics", timeout=5).text.splitlines():
+        if line.startswith(prefix):
+            reason, _, value = line.removeprefix(prefix).partition('"} ')
+            found[reason] = float(value)
+    return found
 
 
 # --- clients --------------------------------------------------------------------------
@@ -148,8 +164,11 @@ async def was_closed(reader: asyncio.StreamReader) -> bool:
 
 
 def open_sockets(pid: int) -> int:
-    fds = Path(f"/proc/{pid}/fd")
-    return sum(1 for fd in fds.iterdir() if os.readlink(fd).startswith("socket:"))
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # closed while we looked
+            count += os.readlink(fd).startswith("socket:")
+    return count
 
 
 # --- tests ----------------------------------------------------------------------------
@@ -159,6 +178,7 @@ def test_slow_clients_are_cut_off_while_health_checks_and_webhooks_get_through(
     service: Running,
 ) -> None:
     port = port_of(service)
+    before = cuts(service)
     slow_body = (
         b"POST /webhooks/gh HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
         b"content-length: 1000\r\n\r\n{"
@@ -196,6 +216,10 @@ def test_slow_clients_are_cut_off_while_health_checks_and_webhooks_get_through(
     for cut in cut_idle:
         assert KEEP_ALIVE - 0.5 < cut.seconds < KEEP_ALIVE + SLACK, cut
     prober.check(least=20)
+    after = cuts(service)
+    assert after["body_timeout"] - before["body_timeout"] == 100
+    assert after["head_timeout"] - before["head_timeout"] == 55
+    assert after["evicted"] == before["evicted"] and after["refused"] == 0
     assert service.health()["status"] == "ok"
     assert not [e for e in service.log() if e.get("level") == "error"], "errors were logged"
 
@@ -252,6 +276,7 @@ def test_oversized_bodies_get_413_before_they_are_read(service: Running) -> None
 def test_a_connection_flood_is_capped_and_health_checks_still_answer(service: Running) -> None:
     port = port_of(service)
     flood = 3 * MAX_CONNECTIONS
+    before = cuts(service)
 
     async def scenario() -> tuple[int, int, Prober]:
         prober = Prober(port)
@@ -275,5 +300,86 @@ def test_a_connection_flood_is_capped_and_health_checks_still_answer(service: Ru
     assert held <= MAX_CONNECTIONS + 20, held
     # The oldest waiters made room for the newer ones.
     assert closed >= flood - MAX_CONNECTIONS - 5, closed
+    assert cuts(service)["evicted"] - before["evicted"] >= flood - MAX_CONNECTIONS - 5
     prober.check(least=5)
 
+
+
+# --- eviction order and refusal, in process, with an app that can be made slow ----------
+
+
+async def slow_or_fast(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["path"] == "/slow":
+        await asyncio.sleep(2)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"2")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+class Client:
+    """A blocking client on its own connection."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.received = b""
+
+    def get(self, path: str) -> None:
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nhost: t\r\n\r\n".encode())
+
+    def status(self) -> int:
+        """The next response's status (its body is two bytes or none)."""
+        self.receive_until(lambda: b"\r\n\r\n" in self.received)
+        head, _, self.received = self.received.partition(b"\r\n\r\n")
+        if b"content-length: 2" in head.lower():
+            self.receive_until(lambda: len(self.received) >= 2)
+        self.received = b""
+        return int(head.split(b" ")[1])
+
+    def receive_until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            data = self.sock.recv(4096)
+            if not data:
+                raise ConnectionError("closed before an answer")
+            self.received += data
+
+    def closed(self) -> bool:
+        try:
+            return self.sock.recv(4096) == b""
+        except ConnectionResetError:
+            return True
+
+
+def test_at_the_cap_the_longest_waiting_client_makes_room_and_busy_ones_never_do() -> None:
+    limits = HttpLimits(header_timeout=10, body_timeout=10, keep_alive=10, max_connections=3)
+    sock = bind("127.0.0.1:0")
+    server, thread = serve_in_thread(slow_or_fast, sock, limits, registry=None)
+    port = sock.getsockname()[1]
+    clients: list[Client] = []
+
+    def client() -> Client:
+        clients.append(Client(port))
+        return clients[-1]
+
+    try:
+        silent = client()
+        time.sleep(0.1)
+        busy = [client(), client()]
+        for each in busy:
+            each.get("/slow")
+        time.sleep(0.2)
+        kept_alive = client()  # at the cap: the silent one goes, not the busy ones
+        assert silent.closed()
+        kept_alive.get("/fast")
+        assert kept_alive.status() == 200
+        last = client()  # the kept-alive one now waits longest
+        assert kept_alive.closed()
+        last.get("/slow")
+        time.sleep(0.2)
+        refused = client()  # all three busy in the app: nobody to evict
+        assert refused.status() == 503 and refused.closed()
+        assert [each.status() for each in [*busy, last]] == [200, 200, 200]
+    finally:
+        for each in clients:
+            each.sock.close()
+        server.should_exit = True
+        thread.join(timeout=5)

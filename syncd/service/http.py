@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import h11
+from prometheus_client import CollectorRegistry, Counter
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -45,6 +46,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 Phase = Literal["head", "body", "idle", "busy", "closing"]
+CUT_REASONS = ("head_timeout", "body_timeout", "evicted", "refused")
 
 # After an early reply: how long, and how much, to keep discarding the client's body.
 LINGER_SECONDS = 1.0
@@ -70,50 +72,47 @@ class GuardedH11Protocol(H11Protocol):
     lingering close; `protocol_for` binds the limits."""
 
     limits: ClassVar[HttpLimits] = HttpLimits()
+    cuts: ClassVar[Counter | None] = None
+    # The connections waiting on their client, longest-waiting first (eviction order).
+    waiting: ClassVar[dict[GuardedH11Protocol, None]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.phase: Phase = "head"
-        # Since when this connection has been waiting on its client (eviction order).
-        self.waiting_since = 0.0
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
         self._discarded = 0
 
     # --- admission -----------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if not self._make_room():
             self._refused = True
-            assert isinstance(transport, asyncio.Transport)
             transport.write(REFUSED)
             transport.close()
-            log.warning("connection refused: every connection is busy in the app")
+            self._cut("refused")
             return
-        super().connection_made(transport)  # type: ignore[arg-type]
-        self.waiting_since = self.loop.time()
+        super().connection_made(transport)
         self._enter("head")
 
     def _make_room(self) -> bool:
         if len(self.connections) < self.limits.max_connections:
             return True
-        waiting = [
-            peer
-            for peer in self.connections
-            if isinstance(peer, GuardedH11Protocol) and peer.waiting_on_client()
-        ]
-        if not waiting:
+        longest = next(iter(self.waiting), None)
+        if longest is None:
             return False
-        min(waiting, key=lambda peer: peer.waiting_since).evict()
+        longest.evict()
         return True
 
-    def waiting_on_client(self) -> bool:
-        return self.phase in ("head", "body", "idle", "closing")
-
     def evict(self) -> None:
-        log.debug("connection evicted", client=self.client, phase=self.phase)
         self.connections.discard(self)  # counted out now; connection_lost comes later
+        self._cut("evicted")
         self._close()
+
+    def _cut(self, reason: str) -> None:
+        log.debug("connection cut", reason=reason, client=self.client, phase=self.phase)
+        if self.cuts is not None:
+            self.cuts.labels(reason).inc()
 
     # --- phases and deadlines --------------------------------------------------------
 
@@ -140,9 +139,13 @@ class GuardedH11Protocol(H11Protocol):
 
     def _enter(self, phase: Phase) -> None:
         if phase == self.phase and self._deadline is not None:
-            return
+            return  # the deadline already running stays
         self.phase = phase
         self._cancel_deadline()
+        if phase == "busy":
+            self.waiting.pop(self, None)
+        elif self not in self.waiting:
+            self.waiting[self] = None
         if phase == "head":
             self._deadline = self.loop.call_later(self.limits.header_timeout, self._head_late)
         elif phase == "body":
@@ -153,14 +156,19 @@ class GuardedH11Protocol(H11Protocol):
             self._deadline.cancel()
             self._deadline = None
 
+    def _wait_anew(self) -> None:
+        """Start waiting on the client now: last in eviction order."""
+        self.waiting.pop(self, None)
+        self.waiting[self] = None
+
     def _head_late(self) -> None:
         self._deadline = None
-        log.debug("request head timed out", client=self.client)
+        self._cut("head_timeout")
         self._close()
 
     def _body_late(self) -> None:
         self._deadline = None
-        log.debug("request body timed out", client=self.client)
+        self._cut("body_timeout")
         if self.cycle is not None and not self.cycle.response_started:
             self._reply(408, b"request body not received in time\n")
         self._close()
@@ -184,6 +192,7 @@ class GuardedH11Protocol(H11Protocol):
     def _close(self) -> None:
         self._cancel_deadline()
         self.phase = "closing"
+        self.waiting.pop(self, None)
         if self.cycle is not None:
             # The app's receive() ends with a disconnect and its sends go nowhere.
             self.cycle.disconnected = True
@@ -208,7 +217,7 @@ class GuardedH11Protocol(H11Protocol):
             # uvicorn's keep-alive timer bounds the pause before the next request.
             self._cancel_deadline()
             self.phase = "idle"
-            self.waiting_since = self.loop.time()
+            self._wait_anew()
         else:
             self._follow_request()  # a pipelined request, or the connection closing
 
@@ -217,7 +226,7 @@ class GuardedH11Protocol(H11Protocol):
         read, close soon."""
         self._cancel_deadline()
         self.phase = "closing"
-        self.waiting_since = self.loop.time()
+        self._wait_anew()
         self.flow.resume_reading()
         if self.transport.can_write_eof():
             self.transport.write_eof()
@@ -231,18 +240,33 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_deadline()
         self.phase = "closing"
+        self.waiting.pop(self, None)
         if self._refused:
             return
         super().connection_lost(exc)
 
 
-def protocol_for(limits: HttpLimits) -> type[GuardedH11Protocol]:
-    """The protocol class uvicorn is given (`http=`), bound to these limits."""
+def protocol_for(
+    limits: HttpLimits, registry: CollectorRegistry | None = None
+) -> type[GuardedH11Protocol]:
+    """The protocol class uvicorn is given (`http=`) for one server: bound to these
+    limits, counting its cuts in `registry`."""
 
     class Configured(GuardedH11Protocol):
         pass
 
     Configured.limits = limits
+    Configured.waiting = {}
+    if registry is not None:
+        Configured.cuts = Counter(
+            "syncd_http_connections_cut",
+            "Connections the HTTP server closed on a slow or abusive client, by reason "
+            "(head_timeout, body_timeout, evicted, refused).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in CUT_REASONS:
+            Configured.cuts.labels(reason)
     return Configured
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.clock import SystemClock
@@ -28,7 +29,7 @@ from syncd.ledger.repository import Ledger
 from syncd.logs import get_logger
 from syncd.rules.engine import CompiledRule
 from syncd.service.app import MAX_BODY, create_app
-from syncd.service.http import HttpLimits, guard, protocol_for
+from syncd.service.http import ASGIApp, HttpLimits, guard, protocol_for
 from syncd.service.ledger import open_ledger
 from syncd.service.locks import SourceLocks, source_locks
 from syncd.service.loop import Service
@@ -87,11 +88,19 @@ def http_limits(settings: ServiceSettings) -> HttpLimits:
 def start_http(
     service: Service, sock: socket.socket, limits: HttpLimits | None = None
 ) -> tuple[_Server, threading.Thread]:
-    limits = limits or HttpLimits()
+    return serve_in_thread(
+        create_app(service), sock, limits or HttpLimits(), service.metrics_state.registry
+    )
+
+
+def serve_in_thread(
+    app: ASGIApp, sock: socket.socket, limits: HttpLimits, registry: CollectorRegistry | None
+) -> tuple[_Server, threading.Thread]:
+    """uvicorn serving `app` on `sock` from a daemon thread, behind the HTTP limits."""
     # No `limit_concurrency`: uvicorn counts every open connection against it, so slow
     # clients would turn health checks into 503s; the protocol caps connections instead.
     config = uvicorn.Config(
-        guard(create_app(service), limits), http=protocol_for(limits), log_config=None,
+        guard(app, limits), http=protocol_for(limits, registry), ws="none", log_config=None,
         access_log=False, lifespan="off", timeout_graceful_shutdown=2,
         timeout_keep_alive=math.ceil(limits.keep_alive),
     )  # fmt: skip
