@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import time
@@ -18,10 +19,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from test_service import Running, free_port, github_headers, make_world, start, write_config
+from uvicorn.server import ServerState
 
 from syncd.sandbox import Sandbox
-from syncd.service.http import HttpLimits, Receive, Scope, Send
+from syncd.service.http import HttpLimits, Receive, Scope, Send, guard, protocol_for
 from syncd.service.runner import bind, serve_in_thread
 
 HEAD_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS = 2.0, 3.0, 2.0, 200
@@ -48,6 +51,11 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 def port_of(service: Running) -> int:
     return int(service.url.rsplit(":", 1)[1])
+
+
+def assert_no_errors(service: Running) -> None:
+    errors = [entry for entry in service.log() if entry.get("level") in ("error", "critical")]
+    assert not errors, errors[:3]
 
 
 def cuts(service: Running) -> dict[str, float]:
@@ -221,7 +229,7 @@ def test_slow_clients_are_cut_off_while_health_checks_and_webhooks_get_through(
     assert after["head_timeout"] - before["head_timeout"] == 55
     assert after["evicted"] == before["evicted"] and after["refused"] == 0
     assert service.health()["status"] == "ok"
-    assert not [e for e in service.log() if e.get("level") == "error"], "errors were logged"
+    assert_no_errors(service)
 
 
 def test_oversized_bodies_get_413_before_they_are_read(service: Running) -> None:
@@ -258,19 +266,31 @@ def test_oversized_bodies_get_413_before_they_are_read(service: Running) -> None
         writer.close()
         return status
 
-    async def scenario() -> tuple[list[tuple[int, float, int]], int]:
+    async def hit_and_run() -> bytes:
+        """Gone as soon as the answer starts, while the server may still be replying."""
+        reader, writer = await connect(port)
+        writer.write(f"POST /webhooks/gh HTTP/1.1\r\nhost: t\r\ncontent-length: {declared}\r\n\r\n".encode())
+        line = await asyncio.wait_for(reader.readline(), 5)
+        writer.transport.abort()
+        return line
+
+    async def scenario() -> tuple[list[tuple[int, float, int]], int, list[bytes]]:
         declared = await asyncio.gather(
             declared_too_large("/webhooks/gh"), declared_too_large("/healthz")
         )
-        return list(declared), await streamed_too_large()
+        runs = await asyncio.gather(*(hit_and_run() for _ in range(20)))
+        return list(declared), await streamed_too_large(), list(runs)
 
-    declared_results, streamed = asyncio.run(scenario())
+    declared_results, streamed, runs = asyncio.run(scenario())
     for status, answered, sent in declared_results:
         assert status == 413
         assert answered < 1
         # The server closed long before the declared 50 MiB (only socket buffers took more).
         assert sent < declared // 2, sent
     assert streamed == 413
+    assert all(line.startswith(b"HTTP/1.1 413 ") for line in runs), runs
+    time.sleep(0.5)
+    assert_no_errors(service)
 
 
 def test_a_connection_flood_is_capped_and_health_checks_still_answer(service: Running) -> None:
@@ -302,6 +322,7 @@ def test_a_connection_flood_is_capped_and_health_checks_still_answer(service: Ru
     assert closed >= flood - MAX_CONNECTIONS - 5, closed
     assert cuts(service)["evicted"] - before["evicted"] >= flood - MAX_CONNECTIONS - 5
     prober.check(least=5)
+    assert_no_errors(service)
 
 
 
@@ -383,3 +404,62 @@ def test_at_the_cap_the_longest_waiting_client_makes_room_and_busy_ones_never_do
             each.sock.close()
         server.should_exit = True
         thread.join(timeout=5)
+
+
+class VanishingPeer(asyncio.Transport):
+    """A transport whose peer resets as the reply goes out: shutdown() fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8787)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def write_eof(self) -> None:
+        raise OSError(107, "Transport endpoint is not connected")
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def test_a_peer_gone_while_an_early_reply_goes_out_is_closed_without_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def scenario() -> VanishingPeer:
+        limits = HttpLimits()
+        config = uvicorn.Config(guard(slow_or_fast, limits), http=protocol_for(limits),
+                                log_config=None, lifespan="off")  # fmt: skip
+        config.load()
+        protocol = config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=ServerState(), app_state={}
+        )
+        transport = VanishingPeer()
+        protocol.connection_made(transport)
+        protocol.data_received(b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: 5000000\r\n\r\n")
+        await asyncio.sleep(0.1)  # the app task answers 413 without reading the body
+        return transport
+
+    with caplog.at_level(logging.ERROR, logger="uvicorn.error"):
+        transport = asyncio.run(scenario())
+    assert transport.written.startswith(b"HTTP/1.1 413 ")
+    assert transport.closed
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -228,9 +228,12 @@ class GuardedH11Protocol(H11Protocol):
         self.phase = "closing"
         self._wait_anew()
         self.flow.resume_reading()
-        if self.transport.can_write_eof():
-            self.transport.write_eof()
         self._deadline = self.loop.call_later(LINGER_SECONDS, self._close)
+        if self.transport.get_write_buffer_size() == 0:  # else the timer alone ends it
+            try:
+                self.transport.write_eof()  # the client reads the end of the reply now
+            except OSError:  # the client is gone already
+                self._close()
 
     def _discard(self, data: bytes) -> None:
         self._discarded += len(data)
