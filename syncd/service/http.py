@@ -296,7 +296,7 @@ def _declared_length(scope: Scope) -> int:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    body = b'{"error": "body larger than %d bytes"}' % limit
+    body = b'{"error":"body larger than %d bytes"}' % limit  # as the app words it
     await send({
         "type": "http.response.start",
         "status": 413,
