@@ -1,10 +1,11 @@
 """The HTTP server's defences against slow and abusive clients.
 
 uvicorn (h11) bounds only the idle time between requests (`timeout_keep_alive`) and
-the size of the request head (16 KiB in h11). A client that never finishes its
-headers, or sends its body a byte at a time, holds its connection for ever, and
-`limit_concurrency` counts those connections against everyone: a handful of slow
-clients would turn `/healthz` into 503s. So the protocol here adds:
+the size of an incomplete request head (16 KiB in h11). A client that never finishes
+its headers, or sends its body a byte at a time, holds its connection for ever (no
+timer runs while a request is being read), and `limit_concurrency` counts
+every open connection: slow clients at the limit would turn `/healthz` into 503s.
+So the protocol here adds:
 
 - a deadline for the request head (`header_timeout`, from the connection or from the
   request's first byte after a keep-alive pause) and one for the whole body
