@@ -326,6 +326,26 @@ def test_a_connection_flood_is_capped_and_health_checks_still_answer(service: Ru
 
 
 
+
+def test_sigterm_with_slow_clients_connected_stops_within_the_promise(tmp_path: Path) -> None:
+    with Sandbox(make_world()) as sandbox:
+        config = write_config(tmp_path / "syncd.toml", sandbox, port=free_port(), poll="1h")
+        running = start(config)
+        port = port_of(running)
+        head = b"POST /webhooks/gh HTTP/1.1\r\nhost: t\r\ncontent-length: 1000\r\n\r\n{"
+
+        async def scenario() -> tuple[float, list[Cut]]:
+            slow = [asyncio.create_task(trickle(port, head)) for _ in range(50)]
+            silent = [asyncio.create_task(trickle(port, b"", interval=60)) for _ in range(50)]
+            await asyncio.sleep(1)
+            took = await asyncio.to_thread(running.stop)
+            return took, await asyncio.wait_for(asyncio.gather(*slow, *silent), 10)
+
+        took, cut = asyncio.run(scenario())
+    assert took < 10
+    assert all(each.seconds < 1 + took + 1 for each in cut)
+    assert_no_errors(running)
+
 # --- eviction order and refusal, in process, with an app that can be made slow ----------
 
 

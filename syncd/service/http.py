@@ -201,10 +201,12 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
     def shutdown(self) -> None:
-        if self.phase == "closing":
-            self._close()
-        else:
+        """Stopping: a request the app is working on is finished; a client still
+        sending one (or idle) is closed now rather than awaited."""
+        if self.phase == "busy":
             super().shutdown()
+        else:
+            self._close()
 
     # --- after the reply -------------------------------------------------------------
 
