@@ -32,6 +32,7 @@ from test_service import (
 )
 from uvicorn.server import ServerState
 
+from syncd.config import ConfigError, load_config
 from syncd.sandbox import Sandbox
 from syncd.service.http import HttpLimits, Receive, Scope, Send, guard, protocol_for
 from syncd.service.runner import bind, serve_in_thread
@@ -370,6 +371,16 @@ def test_sigterm_with_slow_clients_connected_stops_within_the_promise(tmp_path: 
     assert took < 10
     assert all(each.seconds < 1 + took + 1 for each in cut)
     assert_no_errors(running)
+
+
+@pytest.mark.parametrize("setting", ['http_body_timeout = "0s"', "http_max_connections = 1"])
+def test_a_limit_that_would_serve_nobody_is_a_config_error(
+    setting: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "syncd.toml", sandbox, port=free_port(), poll="1h")
+    config.write_text(config.read_text().replace("[service]\n", f"[service]\n{setting}\n"))
+    with pytest.raises(ConfigError, match=f"service.{setting.split()[0]}"):
+        load_config(config)
 
 # --- eviction order and refusal, in process, with an app that can be made slow ----------
 
