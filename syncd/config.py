@@ -103,6 +103,20 @@ class ServiceSettings(Strict):
     admin: str | None = None
     # Consecutive failed polls before the admin is told; a refused token tells at once.
     alert_after: int = Field(default=3, ge=1)
+    # Slow or abusive HTTP clients: time to send a request's head, then its body;
+    # idle time between requests on a kept-alive connection; open connections (at the
+    # cap, the one waiting longest on its client is closed to make room).
+    http_header_timeout: Duration = timedelta(seconds=10)
+    http_body_timeout: Duration = timedelta(seconds=30)
+    http_keep_alive: Duration = timedelta(seconds=5)
+    http_max_connections: int = Field(default=512, ge=2)
+
+    @field_validator("http_header_timeout", "http_body_timeout", "http_keep_alive")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
 
 
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")

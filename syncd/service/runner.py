@@ -9,6 +9,7 @@ config.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import socket
@@ -18,16 +19,18 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.clock import SystemClock
-from syncd.config import Settings
+from syncd.config import ServiceSettings, Settings
 from syncd.failures import explain
 from syncd.ledger.db import LedgerError, NotALedger
 from syncd.ledger.repository import Ledger
 from syncd.logs import get_logger
 from syncd.rules.engine import CompiledRule
-from syncd.service.app import create_app
+from syncd.service.app import MAX_BODY, create_app
+from syncd.service.http import ASGIApp, HttpLimits, guard, protocol_for
 from syncd.service.ledger import open_ledger
 from syncd.service.locks import SourceLocks, source_locks
 from syncd.service.loop import Service
@@ -73,10 +76,34 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
-def start_http(service: Service, sock: socket.socket) -> tuple[_Server, threading.Thread]:
+def http_limits(settings: ServiceSettings) -> HttpLimits:
+    return HttpLimits(
+        header_timeout=settings.http_header_timeout.total_seconds(),
+        body_timeout=settings.http_body_timeout.total_seconds(),
+        keep_alive=settings.http_keep_alive.total_seconds(),
+        max_connections=settings.http_max_connections,
+        max_body=MAX_BODY,
+    )
+
+
+def start_http(
+    service: Service, sock: socket.socket, limits: HttpLimits | None = None
+) -> tuple[_Server, threading.Thread]:
+    return serve_in_thread(
+        create_app(service), sock, limits or HttpLimits(), service.metrics_state.registry
+    )
+
+
+def serve_in_thread(
+    app: ASGIApp, sock: socket.socket, limits: HttpLimits, registry: CollectorRegistry | None
+) -> tuple[_Server, threading.Thread]:
+    """uvicorn serving `app` on `sock` from a daemon thread, behind the HTTP limits."""
+    # No `limit_concurrency`: uvicorn counts every open connection against it, so slow
+    # clients would turn health checks into 503s; the protocol caps connections instead.
     config = uvicorn.Config(
-        create_app(service), log_config=None, access_log=False, lifespan="off",
-        timeout_graceful_shutdown=2,
+        guard(app, limits), http=protocol_for(limits, registry), ws="none", log_config=None,
+        access_log=False, lifespan="off", timeout_graceful_shutdown=2,
+        timeout_keep_alive=math.ceil(limits.keep_alive),
     )  # fmt: skip
     server = _Server(config)
     thread = threading.Thread(
@@ -142,7 +169,7 @@ def _serve(
     service.on_stop = _watchdog
     sock = bind(settings.service.listen)
     host, port = sock.getsockname()[:2]
-    server, thread = start_http(service, sock)
+    server, thread = start_http(service, sock, http_limits(settings.service))
     install_signals(service)
     log.info(
         "service started",
