@@ -84,6 +84,19 @@ def drain(ledger: Ledger, writer_for: WriterFor, now: datetime, *, limit: int = 
     return result
 
 
+def next_held_until(ledger: Ledger, now: datetime) -> datetime | None:
+    """The earliest moment a follow-up held for working hours becomes deliverable."""
+    query = (
+        select(OutboxItem.not_before)
+        .where(OutboxItem.state == "pending", OutboxItem.not_before > now)
+        .order_by(OutboxItem.not_before)
+        .limit(1)
+    )
+    with ledger.sessions() as session:
+        moment: datetime | None = session.scalar(query)
+    return moment
+
+
 def _due(ledger: Ledger, now: datetime, limit: int) -> list[int]:
     query = (
         select(OutboxItem.id)
