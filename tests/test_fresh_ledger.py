@@ -28,6 +28,7 @@ from syncd.ledger.repository import Ledger
 from syncd.reconcile import ReconcileReport, reconcile
 from syncd.rules.engine import compile_rules
 from syncd.sandbox import Sandbox, World
+from syncd.writer.base import Delivery
 from syncd.writer.outbox import KNOWN_BEFORE
 from syncd.writer.registry import writer_registry
 
@@ -259,3 +260,59 @@ def test_email_without_a_sent_folder_is_the_known_gap(
     second = run(config, clock)
     assert (second.delivery.sent, second.delivery.known_to_target) == (5, 0)
     assert len(captured.messages) == 10
+
+
+# --- the writers' side: markers of one series, read from the target --------------------
+
+
+@pytest.mark.parametrize("name", ["github", "jira", "slack"])
+def test_each_writer_reads_the_markers_of_a_series_from_the_target(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    from tests.test_writers import CHANNELS, delivery_for
+
+    channel = CHANNELS[name]
+    series = f"single-owner:gh/{request.node.name.replace(':', '%3A')}"
+    with Sandbox(World.default()) as served:
+        writer = channel.make_writer(served)
+        try:
+            earlier = delivery_for(channel, served, f"{series}:3.1700000000:0")
+            posted = writer.post(earlier)
+            # The next window, planned by a ledger that never saw the first post.
+            later = delivery_for(channel, served, f"{series}:1.1800000000:1")
+            later = Delivery(**{**later.__dict__, "target": earlier.target})
+            [found] = writer.markers(later)
+            other_series = delivery_for(channel, served, f"{series}x:3.1700000000:0")
+            other_series = Delivery(**{**other_series.__dict__, "target": earlier.target})
+            assert writer.markers(other_series) == []
+            assert [m.exact for m in writer.markers(earlier)] == [True]
+        finally:
+            writer.close()
+    assert (found.remote_id, found.exact, found.key) == (posted, False, earlier.idempotency_key)
+    assert found.at is not None and abs(datetime.now(UTC) - found.at) < timedelta(minutes=5)
+
+
+def test_the_sent_folder_gives_the_markers_of_a_series(
+    dovecot: DovecotServer, mail: tuple[CapturedMail, int]
+) -> None:
+    from syncd.config import SmtpSettings
+    from syncd.connectors.imap.settings import ImapSettings
+    from syncd.writer.email import EmailWriter
+
+    _, port = mail
+    smtp = SmtpSettings.model_validate({"host": "127.0.0.1", "port": port, "starttls": False,
+                                        "from": "syncd <support@acme.example>"})  # fmt: skip
+    user = dovecot.add_user()
+    imap = ImapSettings.model_validate({"kind": "imap", "host": "127.0.0.1", "port": dovecot.port,
+                                        "ssl": False, "username": user, "password": "secret"})  # fmt: skip
+    writer = EmailWriter(smtp, imap)
+    target = {"to": "maria@acme.example", "subject": "[syncd] acme/infra#1: Renew"}
+    earlier = Delivery("single-owner:gh/1:3.1700000000:0", "email", target, body="Who owns it?")
+    posted = writer.post(earlier)
+    later = Delivery("single-owner:gh/1:1.1800000000:1", "email", target, body="Who owns it?")
+    [found] = writer.markers(later)
+    assert (found.remote_id, found.exact) == (posted, False)
+    assert found.at is not None and abs(datetime.now(UTC) - found.at) < timedelta(minutes=5)
+    assert [m.exact for m in writer.markers(earlier)] == [True]
+    assert writer.markers(Delivery("single-owner:gh/2:3.1700000000:0", "email", target)) == []
+    assert EmailWriter(smtp).markers(later) == [], "no Sent folder: nothing to look in"
