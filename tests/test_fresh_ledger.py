@@ -185,6 +185,26 @@ def test_without_the_empty_ledger_nothing_changes(tmp_path: Path, sandbox: Sandb
     assert (second.delivery.sent, second.delivery.known_to_target) == (5, 0)
 
 
+def test_an_outbox_from_before_the_key_change_is_not_planned_again(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """Older syncd keyed follow-ups `<rule>:<task row>:<violation row>:<window>`."""
+    config = write_config(tmp_path, sandbox)
+    clock = FrozenClock(datetime.now(UTC))
+    assert run(config, clock).delivery.sent == 5
+    ledger = Ledger.open(load_config(config).ledger.url)
+    try:
+        with ledger.sessions.begin() as session:
+            for row in session.scalars(select(OutboxItem)):
+                row.idempotency_key = f"{row.rule_id}:{row.task_id}:{row.violation_id}:0"
+    finally:
+        ledger.close()
+    clock.advance(timedelta(hours=3))
+    again = run(config, clock)
+    assert (again.enqueued, again.delivery.sent) == (0, 0)
+    assert len(outbox(config)) == 5 and len(posts(sandbox)) == 5
+
+
 # --- email -----------------------------------------------------------------------------
 
 

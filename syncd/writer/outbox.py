@@ -40,6 +40,7 @@ WriterFor = Callable[[Delivery], ChannelWriter]
 
 def enqueue(ledger: Ledger, planned: list[PlannedFollowup], now: datetime) -> int:
     """Store what is not stored yet; a plan seen before (same key) is a no-op."""
+    planned = _not_stored_under_legacy_keys(ledger, planned)
     if not planned:
         return 0
     insert = ledger._insert(OUTBOX)  # the dialect's INSERT … ON CONFLICT
@@ -70,6 +71,24 @@ def enqueue(ledger: Ledger, planned: list[PlannedFollowup], now: datetime) -> in
             rows,
         )
         return len(result.all())
+
+
+def _not_stored_under_legacy_keys(
+    ledger: Ledger, planned: list[PlannedFollowup]
+) -> list[PlannedFollowup]:
+    """Drop what an older syncd stored under its own key format (upgrades post nothing twice)."""
+    legacy = [p.legacy_key for p in planned if p.legacy_key]
+    if not legacy:
+        return planned
+    stored: set[str] = set()
+    with ledger.sessions() as session:
+        for start in range(0, len(legacy), 500):
+            chunk = legacy[start : start + 500]
+            query = select(OutboxItem.idempotency_key).where(
+                OutboxItem.idempotency_key.in_(chunk)
+            )
+            stored.update(session.scalars(query))
+    return [p for p in planned if p.legacy_key not in stored]
 
 
 KNOWN_BEFORE = "already sent before the ledger knew"

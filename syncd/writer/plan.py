@@ -80,6 +80,9 @@ class PlannedFollowup:
     escalation: bool = False
     # The recipient reads one daily digest instead of single nudges.
     digest: bool = False
+    # The key this follow-up had before keys named tasks by source id (ledger row ids):
+    # an outbox written by an older syncd holds it, and the follow-up is not planned again.
+    legacy_key: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         d = self.delivery
@@ -157,7 +160,8 @@ def _plan_one(
     channel = _channel(followup, task, settings)
     if channel is None or recipient is None:
         return None
-    key = followup_key(rule.id, task, violation, "escalation" if escalation else str(window))
+    window_name = "escalation" if escalation else str(window)
+    key = followup_key(rule.id, task, violation, window_name)
     body = _render(rule, followup, violation, task, recipient, people, escalation, window)
     if window > 0 and not escalation:
         # Comments cannot always be edited in place; say this one replaces the last.
@@ -184,6 +188,7 @@ def _plan_one(
         task_key=task.key,
         escalation=escalation,
         digest=_wants_digest(recipient, settings),
+        legacy_key=f"{rule.id}:{task.id}:{violation.id}:{window_name}",
     )
 
 
