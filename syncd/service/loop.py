@@ -183,7 +183,8 @@ class Service:
         self.wake.clear()
 
     def cycle(self) -> ReconcileReport | None:
-        """Poll the due sources (or only evaluate, when a time-based check came due)."""
+        """Poll the due sources, or run the cycle without a poll when a rule check, a held
+        nudge or a digest came due (or the webhook worker asked for a follow-up pass)."""
         now = self.clock.now()
         due = self.scheduler.due(now)
         check_due = any(m is not None and m <= now for m in (self._next_check, self._next_delivery))
