@@ -1,8 +1,9 @@
 """The poll loop of `syncd run`: pull what is due, evaluate, follow up, sleep.
 
-One cycle runs the stages of `syncd.reconcile` over the sources that are due
-(possibly none, when only a time-based rule check came due), so the service and
-the command line share every stage. The loop runs on the main thread; signals
+Each cycle is `syncd.reconcile.reconcile`, the one implementation of the cycle
+that `syncd reconcile` and `syncd demo` run too, over the sources that are due
+(possibly none, when only a time-based rule check, a nudge held for working
+hours or a daily digest came due). The loop runs on the main thread; signals
 only set flags and wake it. Webhooks whose payload carries the whole item are
 ingested by the webhook worker (`syncd.service.ingest`), which also re-evaluates
 the tasks they changed and then asks the loop for a follow-up pass (coalesced:
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from syncd.config import ConfigError, Settings, load_config
 from syncd.ledger.models import TaskRow
 from syncd.ledger.repository import Ledger
 from syncd.logs import get_logger
-from syncd.reconcile import ReconcileReport
+from syncd.reconcile import ReconcileReport, reconcile
 from syncd.rules.engine import (
     CompiledRule,
     RuleConfigError,
@@ -42,9 +44,9 @@ from syncd.service.ingest import BatchResult, Delivery, WebhookIngest
 from syncd.service.locks import NoLocks, SourceLocks
 from syncd.service.metrics import Metrics
 from syncd.service.schedule import Scheduler
-from syncd.sync import SourceSummary, pull_all
-from syncd.writer.outbox import drain, enqueue
-from syncd.writer.plan import plan_followups
+from syncd.sync import SourceSummary
+from syncd.writer.digest import next_digest_at
+from syncd.writer.outbox import next_held_until
 from syncd.writer.registry import writer_registry
 
 # The longest the loop sleeps without looking again: bounds the effect of a clock jump.
@@ -94,6 +96,8 @@ class Service:
         self.wake = threading.Event()
         self._reload_wanted = threading.Event()
         self._next_check: datetime | None = None
+        # When a nudge held for working hours or a daily digest next comes due.
+        self._next_delivery: datetime | None = None
         self.on_stop: Callable[[], None] | None = None
         # Evaluation runs on the loop and on the webhook worker, one at a time.
         self._rules_lock = threading.Lock()
@@ -172,18 +176,18 @@ class Service:
         now = self.clock.now()
         with self._followups_lock:
             followups = self._followups_due
-        moments = [
-            m for m in (self.scheduler.next_due(), self._next_check, followups) if m is not None
-        ]
+        candidates = (self.scheduler.next_due(), self._next_check, self._next_delivery, followups)
+        moments = [m for m in candidates if m is not None]
         wait = min([m - now for m in moments] + [MAX_SLEEP])
         self.wake.wait(max(wait.total_seconds(), 0.0))
         self.wake.clear()
 
     def cycle(self) -> ReconcileReport | None:
-        """Poll the due sources (or only evaluate, when a time-based check came due)."""
+        """Poll the due sources, or run the cycle without a poll when a rule check, a held
+        nudge or a digest came due (or the webhook worker asked for a follow-up pass)."""
         now = self.clock.now()
         due = self.scheduler.due(now)
-        check_due = self._next_check is not None and self._next_check <= now
+        check_due = any(m is not None and m <= now for m in (self._next_check, self._next_delivery))
         check_due = self._take_followups(now) or check_due
         if not due and not check_due:
             return None
@@ -224,27 +228,25 @@ class Service:
     def _pull_evaluate_deliver(
         self, names: list[str], on_source_done: Callable[[str, SourceSummary], None]
     ) -> ReconcileReport:
-        """`reconcile`, with the rules step serialized across replicas.
+        """The shared cycle, with this service's hooks.
 
         Polls of different sources may run on different replicas at once, but
         evaluation and planning read and write every open violation, so one
         replica at a time does them; delivery is safe in parallel (SKIP LOCKED).
         """
-        settings, rules, clock = self.settings, self.rules, self.clock
-        summaries, people = pull_all(
-            settings, self.ledger, names, clock,
-            on_page=self._between_pages, on_source_done=on_source_done,
-        )  # fmt: skip
-        with self._rules_lock, self.locks.exclusive(RULES_LOCK):
-            evaluation = evaluate(self.ledger, rules, settings.policy, clock.now())
-            plan = plan_followups(self.ledger, rules, settings, people, clock.now())
-            enqueued = enqueue(self.ledger, plan.planned, clock.now())
+        settings = self.settings
         with writer_registry(settings) as writer_for:
-            delivery = drain(self.ledger, writer_for, clock.now())
-        return ReconcileReport(
-            sources=summaries, evaluation=evaluation, planned=plan.planned, skipped=plan.skipped,
-            enqueued=enqueued, delivery=delivery, unmapped=sorted(people.unmapped),
-        )  # fmt: skip
+            return reconcile(
+                settings, self.ledger, names, self.rules, self.clock, writer_for=writer_for,
+                on_page=self._between_pages, on_source_done=on_source_done,
+                serialized=self._rules_turn,
+            )  # fmt: skip
+
+    @contextmanager
+    def _rules_turn(self) -> Iterator[None]:
+        """This thread's and this replica's turn at the rules (see `_pull_evaluate_deliver`)."""
+        with self._rules_lock, self.locks.exclusive(RULES_LOCK):
+            yield
 
     # --- after the webhook worker committed a batch (worker thread) ----------------------
 
@@ -256,7 +258,7 @@ class Service:
         if not batch.changed_task_ids:
             return
         settings, rules = self.settings, self.rules
-        with self._rules_lock, self.locks.exclusive(RULES_LOCK):
+        with self._rules_turn():
             evaluation = evaluate(self.ledger, rules, settings.policy, self.clock.now())
         self.metrics_state.observe_evaluation(evaluation)
         if any(rule.followup is not None for rule in rules):
@@ -319,6 +321,7 @@ class Service:
         self.metrics_state.observe_delivery(report.delivery)
         now = self.clock.now()
         self._next_check = self._next_rule_check(now)
+        self._next_delivery = self._next_delivery_moment(now)
         log.info(
             "cycle done",
             sources=list(report.sources),
@@ -328,8 +331,20 @@ class Service:
             followups_enqueued=report.enqueued,
             followups_sent=report.delivery.sent,
             followups_failed=report.delivery.failed,
+            digests=report.digests,
             next_rule_check=str(self._next_check),
+            next_delivery=str(self._next_delivery),
         )
+
+    def _next_delivery_moment(self, now: datetime) -> datetime | None:
+        """When a held nudge or a digest comes due: the loop wakes then, not only after polls."""
+        held = next_held_until(self.ledger, now)
+        digest = next_digest_at(self.ledger, self.settings, now)
+        moments = [m for m in (held, digest) if m is not None]
+        if not moments:
+            return None
+        # A digest the cycle just failed to gather must not make the loop spin.
+        return max(min(moments), now + CYCLE_RETRY) if min(moments) <= now else min(moments)
 
     def _next_rule_check(self, now: datetime) -> datetime | None:
         """The earliest time-based check still ahead (a stale window closing, a due date)."""

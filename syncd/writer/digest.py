@@ -10,17 +10,18 @@ Each item's body was written at plan time for the channel its digest goes out on
 (`encoded_for` in its target); an item written for another channel (the person's
 address changed since) is encoded again for this one, so it shows its markup as
 text rather than ever passing source text through unescaped.
+`next_digest_at` tells a long-running service when to wake for the next one.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from syncd.config import Settings
+from syncd.config import PersonSettings, Settings
 from syncd.ledger.models import OutboxItem
 from syncd.ledger.repository import Ledger
 from syncd.writer.direct import direct_target, insert_message
@@ -41,11 +42,52 @@ def compose_digests(ledger: Ledger, settings: Settings, now: datetime) -> int:
         if target is None:
             continue
         channel, where = target
-        zone = ZoneInfo(person.timezone or settings.policy.timezone)
-        day = now.astimezone(zone).date().isoformat()
+        day = _local_day(now, person, settings).isoformat()
         if _make_digest(ledger, person_id, day, channel, where, items, now):
             made += 1
     return made
+
+
+def next_digest_at(ledger: Ledger, settings: Settings, now: datetime) -> datetime | None:
+    """When `compose_digests` next has a digest to gather: now, a later moment, or never.
+
+    A reader with waiting items gets theirs at the start of their next working
+    period, or now when they are at work and today's digest has not gone out.
+    """
+    query = select(OutboxItem.recipient).where(OutboxItem.state == "digest").distinct()
+    with ledger.sessions() as session:
+        readers = [r for r in session.scalars(query) if r]
+    moments = []
+    for person_id in readers:
+        person = settings.people.get(person_id)
+        if person is None or direct_target(person_id, settings, "") is None:
+            continue  # compose_digests skips them too: waking for them would spin
+        moments.append(_next_for(ledger, person_id, person, settings, now))
+    return min(moments, default=None)
+
+
+def _next_for(
+    ledger: Ledger, person_id: str, person: PersonSettings, settings: Settings, now: datetime
+) -> datetime:
+    opens = next_working_moment(now, person, settings.policy)
+    if opens is not None:
+        return opens
+    today = _local_day(now, person, settings)
+    if not _exists(ledger, f"digest:{person_id}:{today.isoformat()}"):
+        return now
+    zone = ZoneInfo(person.timezone or settings.policy.timezone)
+    tomorrow = datetime.combine(today + timedelta(days=1), time(0), zone)
+    return next_working_moment(tomorrow, person, settings.policy) or tomorrow
+
+
+def _local_day(now: datetime, person: PersonSettings, settings: Settings) -> date:
+    return now.astimezone(ZoneInfo(person.timezone or settings.policy.timezone)).date()
+
+
+def _exists(ledger: Ledger, key: str) -> bool:
+    query = select(OutboxItem.id).where(OutboxItem.idempotency_key == key)
+    with ledger.sessions() as session:
+        return session.scalar(query) is not None
 
 
 def _waiting_by_person(ledger: Ledger) -> dict[str, list[OutboxItem]]:

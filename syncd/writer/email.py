@@ -1,7 +1,9 @@
 """Email replies over SMTP (smtplib), with a copy kept in the mailbox's Sent folder.
 
 The marker is the reply's `Message-ID`, derived from the idempotency key
-(`<syncd.HASH@domain-of-from>`), so the same follow-up always has the same id.
+(`<syncd.SERIES-HASH.KEY-HASH@domain-of-from>`), so the same follow-up always has
+the same id, and every follow-up of one series (one rule on one task, see
+`syncd.writer.base`) shares a prefix that an IMAP `SEARCH HEADER` finds.
 SMTP offers no way to ask "did this arrive?", so the proof lives in the Sent
 folder of an IMAP source (`sent_folder`), in two steps that close the crash
 window between sending and recording:
@@ -14,7 +16,9 @@ window between sending and recording:
 `find` searches the Sent folder for the Message-ID: an unflagged copy is a sent
 reply; a copy still flagged means a crash or a lost connection left the send in
 doubt, and `find` raises `UnconfirmableDelivery` so the drain reports it instead
-of sending twice. Without a Sent folder, `find` always raises it.
+of sending twice. Without a Sent folder, `find` always raises it, and `markers`
+finds nothing: a ledger that starts empty cannot learn what was mailed before,
+and sends again (the one known gap, stated in the README).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import hashlib
 import smtplib
 import ssl
 from collections.abc import Iterator
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, parseaddr
@@ -35,18 +40,35 @@ from imapclient.exceptions import IMAPClientError
 from syncd.config import SmtpSettings, SourceSettings
 from syncd.connectors.imap.settings import ImapSettings
 from syncd.connectors.mail.headers import body_text, header_value
-from syncd.writer.base import Delivery, UnconfirmableDelivery, WriteError
+from syncd.writer.base import Delivery, Marker, UnconfirmableDelivery, WriteError, series_of
 
 log = structlog.get_logger(__name__)
 
 UNCONFIRMED = b"$SyncdUnconfirmed"
+HEADER = b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"
 
 
 def message_id(idempotency_key: str, sender: str) -> str:
     """The reply's Message-ID without angle brackets; the same key gives the same id."""
-    digest = hashlib.blake2b(idempotency_key.encode(), digest_size=16).hexdigest()
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "syncd.invalid"
-    return f"syncd.{digest}@{domain}"
+    return f"{series_prefix(idempotency_key)}{_digest(idempotency_key, 12)}@{_domain(sender)}"
+
+
+def series_prefix(idempotency_key: str) -> str:
+    """The start of the Message-ID of every reply in this key's series."""
+    return f"syncd.{_digest(series_of(idempotency_key), 6)}."
+
+
+def _legacy_message_id(idempotency_key: str, sender: str) -> str:
+    """The id replies had before series prefixes; `find` still recognises them."""
+    return f"syncd.{_digest(idempotency_key, 16)}@{_domain(sender)}"
+
+
+def _digest(text: str, size: int) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=size).hexdigest()
+
+
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "syncd.invalid"
 
 
 def build_reply(delivery: Delivery, sender: str) -> EmailMessage:
@@ -68,11 +90,11 @@ def build_reply(delivery: Delivery, sender: str) -> EmailMessage:
     parent = _angled(target.get("in_reply_to"))
     references = [_angled(r) for r in _as_list(target.get("references"))]
     if parent:
-        message["In-Reply-To"] = parent
+        message["In-Reply-To"] = header_value(parent, limit=None)
         if parent not in references:
             references.append(parent)
     if references:
-        message["References"] = " ".join(r for r in references if r)
+        message["References"] = header_value(" ".join(r for r in references if r), limit=None)
     message.set_content(body_text(delivery.body, multiline=True, limit=None))
     return message
 
@@ -97,6 +119,9 @@ class EmailWriter:
             )
         with self._mailbox() as client:
             flags = _flags_of(client, mid)
+            if flags is None:
+                mid = _legacy_message_id(delivery.idempotency_key, self.smtp.from_)
+                flags = _flags_of(client, mid)
         if flags is None:
             return None
         if UNCONFIRMED in flags:
@@ -104,6 +129,29 @@ class EmailWriter:
                 f"reply {mid} may or may not have been sent (a send was interrupted)"
             )
         return mid
+
+    def markers(self, delivery: Delivery) -> list[Marker]:
+        """The Sent folder's replies of this series; none without a Sent folder (cannot look)."""
+        if self.imap is None:
+            return []
+        own = message_id(delivery.idempotency_key, self.smtp.from_)
+        with self._mailbox() as client:
+            client.normalise_times = False  # INTERNALDATE with its zone, not naive local time
+            uids = client.search(["HEADER", "Message-ID", series_prefix(delivery.idempotency_key)])
+            fetched = client.fetch(uids, ["FLAGS", "INTERNALDATE", HEADER]) if uids else {}
+        copies: dict[str, list[tuple[bool, datetime | None]]] = {}
+        for data in fetched.values():
+            mid = _message_id_of(data.get(HEADER.replace(b".PEEK", b""), b""))
+            when = data.get(b"INTERNALDATE")
+            settled = UNCONFIRMED not in set(data.get(b"FLAGS", ()))
+            copies.setdefault(mid, []).append((settled, when if isinstance(when, datetime) else None))
+        # Two copies (a retried append) count as confirmed if any copy is, as in `find`.
+        if own in copies and not any(settled for settled, _ in copies[own]):
+            raise UnconfirmableDelivery(
+                f"reply {own} may or may not have been sent (a send was interrupted)"
+            )
+        return [Marker(mid, mid == own, min((w for _, w in c if w), default=None))
+                for mid, c in copies.items() if mid]  # fmt: skip
 
     def post(self, delivery: Delivery) -> str:
         message = build_reply(delivery, self.smtp.from_)
@@ -242,6 +290,12 @@ def _flags_of(client: IMAPClient, mid: str) -> set[bytes] | None:
         settled = settled or UNCONFIRMED not in these
         flags |= these
     return flags - {UNCONFIRMED} if settled else flags
+
+
+def _message_id_of(header: object) -> str:
+    text = header.decode(errors="replace") if isinstance(header, bytes) else str(header)
+    _, _, value = text.partition(":")
+    return value.strip().strip("<>").strip()
 
 
 def _reply_subject(subject: str) -> str:

@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import github
 from github.Requester import Requester
 
 from syncd.connectors.github.markup import mention
 from syncd.connectors.github.settings import GitHubSettings
-from syncd.writer.base import Delivery, WriteError
+from syncd.writer.base import Delivery, Marker, WriteError, series_of
 
 MARKER_PREFIX = "<!-- syncd:"
 # Everything printable but `%`, `<`, `>` and spaces stays readable; quoting `>`
 # means a key can never close the HTML comment early (`-->`).
 _MARKER_SAFE = "!#$&'()*+,/:;=?@[]^`{|}~"
 _NEXT_LINK = re.compile(r'<([^>]+)>;\s*rel="next"')
+_MARKER_KEY = re.compile(r"<!-- syncd:(\S+) -->")
 # 301: transferred away; 404: deleted or never there; 410: deleted.
 _GONE = frozenset({301, 404, 410})
 
@@ -69,16 +72,30 @@ class GitHubWriter:
 
     def find(self, delivery: Delivery) -> str | None:
         wanted = marker(delivery.idempotency_key)
+        for comment in self._comments(delivery):
+            if wanted in str(comment.get("body") or ""):
+                return str(comment["id"])
+        return None
+
+    def markers(self, delivery: Delivery) -> list[Marker]:
+        series = series_of(delivery.idempotency_key)
+        found = []
+        for comment in self._comments(delivery):
+            for quoted in _MARKER_KEY.findall(str(comment.get("body") or "")):
+                key = unquote(quoted)
+                if series_of(key) == series:
+                    exact = key == delivery.idempotency_key
+                    found.append(Marker(str(comment["id"]), exact, _when(comment), key))
+        return found
+
+    def _comments(self, delivery: Delivery) -> Iterator[dict[str, Any]]:
         url: str | None = f"{self._issue_path(delivery)}/comments"
         params: dict[str, Any] | None = {"per_page": 100}
         while url is not None:
             status, headers, body = self._request("GET", url, params=params)
             self._check(status, body, delivery, "list the comments of")
-            for comment in _json(body, list):
-                if isinstance(comment, dict) and wanted in str(comment.get("body") or ""):
-                    return str(comment["id"])
+            yield from (c for c in _json(body, list) if isinstance(c, dict))
             url, params = _next_page(headers), None  # the next link carries the query
-        return None
 
     def post(self, delivery: Delivery) -> str:
         if delivery.target.get("reopen"):
@@ -138,6 +155,13 @@ def _json(body: str, kind: type) -> Any:
     if not isinstance(value, kind):
         raise WriteError(f"GitHub sent a {type(value).__name__} where a {kind.__name__} was due")
     return value
+
+
+def _when(comment: dict[str, Any]) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(comment.get("created_at")).replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _next_page(headers: dict[str, Any]) -> str | None:

@@ -11,6 +11,8 @@ library's `ResilientSession` retries any method, POST included: `max_retries=0`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -20,7 +22,7 @@ from jira.exceptions import JIRAError
 
 from syncd.connectors.jira.markup import mention
 from syncd.connectors.jira.settings import JiraSettings
-from syncd.writer.base import Delivery, WriteError
+from syncd.writer.base import Delivery, Marker, WriteError, series_of
 
 PROPERTY_KEY = "syncd"
 COMMENT_PAGE_SIZE = 100
@@ -49,13 +51,18 @@ def comment_payload(delivery: Delivery) -> dict[str, Any]:
 
 
 def carries_key(comment: dict[str, Any], idempotency_key: str) -> bool:
+    return key_of(comment) == idempotency_key
+
+
+def key_of(comment: dict[str, Any]) -> str | None:
+    """The idempotency key in a comment's `syncd` property, if it has one."""
     for prop in comment.get("properties") or []:
         if not isinstance(prop, dict) or prop.get("key") != PROPERTY_KEY:
             continue
         value = prop.get("value")
-        if isinstance(value, dict) and value.get("idempotency_key") == idempotency_key:
-            return True
-    return False
+        if isinstance(value, dict) and isinstance(value.get("idempotency_key"), str):
+            return str(value["idempotency_key"])
+    return None
 
 
 class JiraWriter:
@@ -76,19 +83,33 @@ class JiraWriter:
         self.client.close()  # type: ignore[no-untyped-call]
 
     def find(self, delivery: Delivery) -> str | None:
+        for comment in self._comments(delivery):
+            if carries_key(comment, delivery.idempotency_key):
+                return str(comment["id"])
+        return None
+
+    def markers(self, delivery: Delivery) -> list[Marker]:
+        series = series_of(delivery.idempotency_key)
+        found = []
+        for comment in self._comments(delivery):
+            key = key_of(comment)
+            if key is not None and series_of(key) == series:
+                exact = key == delivery.idempotency_key
+                found.append(Marker(str(comment["id"]), exact, _when(comment), key))
+        return found
+
+    def _comments(self, delivery: Delivery) -> Iterator[dict[str, Any]]:
         url = f"{self.api}/issue/{self._issue_key(delivery)}/comment"
         start = 0
         while True:
             params = {"expand": "properties", "startAt": start, "maxResults": COMMENT_PAGE_SIZE}
             page = self._call("GET", url, delivery, "list the comments of", params=params)
             comments = [c for c in page.get("comments") or [] if isinstance(c, dict)]
-            for comment in comments:
-                if carries_key(comment, delivery.idempotency_key):
-                    return str(comment["id"])
+            yield from comments
             start += len(comments)
             # The server caps page sizes: only `total` says whether more remain.
             if not comments or start >= int(page.get("total") or 0):
-                return None
+                return
 
     def post(self, delivery: Delivery) -> str:
         if delivery.target.get("reopen"):
@@ -156,6 +177,14 @@ class JiraWriter:
         if not isinstance(result, dict):
             raise WriteError(f"Jira sent an unexpected response to {what} {key}")
         return result
+
+
+def _when(comment: dict[str, Any]) -> datetime | None:
+    """Jira writes `2026-03-02T09:00:00.000+0000`; Python 3.11 reads that offset."""
+    try:
+        return datetime.fromisoformat(str(comment.get("created")))
+    except ValueError:
+        return None
 
 
 def _from_status(status: int | None, error: JIRAError, what: str, source: str) -> WriteError:

@@ -4,10 +4,24 @@ A follow-up's idempotency key is (rule, task, violation episode, cooldown
 window): the same window never yields a second nudge, a new episode (the task
 broke the rule again after it was resolved) starts over, and after `max` nudges
 the lead named in `escalate_to` is told once instead.
+
+The key reads `<rule>:<source>/<external id>:<violation id>.<first seen>:<window>`.
+Its first part, the series, names the rule and the task by the source's
+immutable id, never by a ledger row id, so a ledger that starts empty (a bad
+restore, a new volume) plans follow-ups of the same series as the one that
+posted the markers already at the target. The episode (violation row id and
+the epoch second it was first seen) cannot be rebuilt by a new ledger, and is
+not meant to be: before the first post of a key, the drain looks for a marker
+of the same series that the ledger does not know of, posted less than the
+rule's `every` ago, and records such a follow-up as already sent instead of
+posting it (`syncd.writer.outbox`). The episode's timestamp keeps a new
+ledger's keys from ever equalling an old ledger's (violation ids restart at 1).
 """
 
 from __future__ import annotations
 
+import calendar
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -86,6 +100,9 @@ class PlannedFollowup:
     escalation: bool = False
     # The recipient reads one daily digest instead of single nudges.
     digest: bool = False
+    # The key this follow-up had before keys named tasks by source id (ledger row ids):
+    # an outbox written by an older syncd holds it, and the follow-up is not planned again.
+    legacy_key: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         d = self.delivery
@@ -163,8 +180,8 @@ def _plan_one(
     channel = _channel(followup, task, settings)
     if channel is None or recipient is None:
         return None
-    episode = f"{rule.id}:{task.id}:{violation.id}"
-    key = f"{episode}:escalation" if escalation else f"{episode}:{window}"
+    window_name = "escalation" if escalation else str(window)
+    key = followup_key(rule.id, task, violation, window_name)
     digest = _wants_digest(recipient, settings)
     # A digest item is read in the digest, so it is written for the digest's channel.
     markup = (_digest_channel(recipient, settings) or channel) if digest else channel
@@ -184,6 +201,7 @@ def _plan_one(
         recipient=recipient,
         mention=people.handle_of(recipient, HANDLE_OF_CHANNEL[channel]),
         body=body,
+        repeat_after=followup.every,
     )
     not_before = next_working_moment(now, settings.people.get(recipient), settings.policy)
     return PlannedFollowup(
@@ -195,7 +213,27 @@ def _plan_one(
         task_key=task.key,
         escalation=escalation,
         digest=digest,
+        legacy_key=f"{rule.id}:{task.id}:{violation.id}:{window_name}",
     )
+
+
+def followup_series(rule_id: str, task: TaskRow) -> str:
+    """`<rule>:<source>/<external id>`: one rule on one task, whatever ledger planned it."""
+    return f"{_key_part(rule_id, 80)}:{_key_part(task.source, 60)}/{_key_part(task.external_id, 80)}"
+
+
+def followup_key(rule_id: str, task: TaskRow, violation: Violation, window: str) -> str:
+    first_seen = calendar.timegm(violation.first_seen.utctimetuple())
+    return f"{followup_series(rule_id, task)}:{violation.id}.{first_seen}:{window}"
+
+
+def _key_part(text: str, limit: int) -> str:
+    """`:` and `/` separate the parts of a key, so they are %-escaped inside one; a part
+    longer than `limit` becomes a digest (the outbox column holds 300 characters)."""
+    escaped = text.replace("%", "%25").replace(":", "%3A").replace("/", "%2F")
+    if len(escaped) <= limit:
+        return escaped
+    return "h." + hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def _snoozed(task: TaskRow, settings: Settings) -> bool:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from syncd.connectors.slack.markup import mention
 from syncd.connectors.slack.settings import SlackSettings
-from syncd.writer.base import Delivery, WriteError
+from syncd.writer.base import Delivery, Marker, WriteError, series_of
 
 EVENT_TYPE = "syncd_followup"
 # `ok: false` codes that no retry can fix: the conversation or person is gone.
@@ -38,11 +39,17 @@ def metadata(idempotency_key: str) -> Json:
 
 
 def carries_key(message: Json, idempotency_key: str) -> bool:
+    return key_of(message) == idempotency_key
+
+
+def key_of(message: Json) -> str | None:
+    """The idempotency key in a message's `syncd_followup` metadata, if it has one."""
     meta = message.get("metadata")
     if not isinstance(meta, dict) or meta.get("event_type") != EVENT_TYPE:
-        return False
+        return None
     payload = meta.get("event_payload")
-    return isinstance(payload, dict) and payload.get("idempotency_key") == idempotency_key
+    key = payload.get("idempotency_key") if isinstance(payload, dict) else None
+    return key if isinstance(key, str) else None
 
 
 def message_text(delivery: Delivery) -> str:
@@ -76,6 +83,16 @@ class SlackWriter:
             if carries_key(message, delivery.idempotency_key):
                 return str(message["ts"])
         return None
+
+    def markers(self, delivery: Delivery) -> list[Marker]:
+        series = series_of(delivery.idempotency_key)
+        found = []
+        for message in self._conversation(delivery):
+            key = key_of(message)
+            if key is not None and series_of(key) == series:
+                exact = key == delivery.idempotency_key
+                found.append(Marker(str(message["ts"]), exact, _when(message), key))
+        return found
 
     def post(self, delivery: Delivery) -> str:
         channel, thread_ts = self._where(delivery)
@@ -142,3 +159,10 @@ class SlackWriter:
                 permanent=code in PERMANENT_ERRORS,
             )
         return body
+
+
+def _when(message: Json) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(float(message["ts"]), UTC)
+    except (KeyError, TypeError, ValueError):
+        return None
