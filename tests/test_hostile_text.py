@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
@@ -190,8 +191,10 @@ def hostile_tasks(sandbox: Sandbox, text: str) -> list[Task]:
         ("chat", f"C0123ABCD/{thread}"),
         ("mail", "hostile-thread@example.com"),
     ]
+    # A fresh identity per test: syncd would rightly not post a series the target holds.
+    run = uuid.uuid4().hex[:8]
     return [
-        Task(source=source, external_id=f"x-{source}", key=key, title=text, team=text,
+        Task(source=source, external_id=f"x-{source}-{run}", key=key, title=text, team=text,
              owners=[], status=Status.OPEN, url="javascript:alert(1)", created_at=NOW)
         for source, key in where
     ]  # fmt: skip
