@@ -1,0 +1,706 @@
+"""Deadline-risk forecasting: a seeded Monte Carlo over a team's own finished work.
+
+Source-neutral: it sees plain dataclasses, never a Jira or GitHub payload. The
+caller (the ledger, the backtest) builds, as of a moment `as_of`:
+
+- one `TaskAtMoment` per open task with a deadline, holding only what was known at
+  `as_of` (owner, status, created / started, deadline and where it came from,
+  priority rank, estimate and logged hours, its open blockers and subtasks as
+  `OpenItem`s, how often its deadline moved, its last activity, and `ahead`: the
+  owner's open work ahead of it, see `count_ahead`);
+- one `Evidence` from the work finished before `as_of` (`Evidence.from_finished`
+  drops anything finished later, so a caller cannot peek by mistake).
+
+`forecast(task, evidence, as_of, seed=...)` -> `Forecast(p_miss, p50, p85, reasons,
+assessed, not_assessed_reason)`; `forecast_many` does the same for a batch, vectorised
+(a task's answer does not depend on the batch it came in: every task uses the same
+seeded random draws, "common random numbers"). Same inputs and seed, same output.
+
+How a finish date is drawn (calendar days from `as_of`, `samples` draws per task), the
+latest of:
+- the task's own remaining time: the owner's (else the team's) lead times, or cycle
+  times once it is in progress, conditioned on the time already spent (only the
+  finished work that took longer than this task's age counts); older than anything
+  finished, a Lindy tail (as long again, heavy-tailed);
+- the owner's queue: `ahead + 1` completions at the owner's weekly throughput
+  (shrunk toward the team's per-person rate), a Gamma waiting time;
+- estimate minus logged hours, scaled by the owner's estimate accuracy (actual /
+  estimate on finished work, as in Evidence-Based Scheduling), at 6 hours a working day;
+- each open blocker's and subtask's own remaining time, drawn the same way.
+P(miss) is the share of draws after the end of the deadline day, then calibrated by a
+small logistic layer (`Calibration`) that also weighs slips already seen, days without
+activity and the time left; P50 / P85 are the draws' quantiles, stretched by
+`Calibration.spread` so that P85 covers about 85% of outcomes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from statistics import NormalDist
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_PARAMS",
+    "Calibration",
+    "Evidence",
+    "FinishedWork",
+    "Forecast",
+    "ModelParams",
+    "OpenItem",
+    "OpenWork",
+    "RawForecasts",
+    "TaskAtMoment",
+    "WorkStats",
+    "count_ahead",
+    "end_of_day",
+    "forecast",
+    "forecast_many",
+    "simulate",
+    "working_days_between",
+    "would_flag",
+]
+
+FloatArray = npt.NDArray[np.float64]
+DeadlineSource = Literal["due", "fix_version", "milestone"]
+TaskState = Literal["open", "in_progress", "blocked"]
+
+_DAY = 86400.0
+_HOURS_PER_WORKING_DAY = 6.0
+_CALENDAR_PER_WORKING_DAY = 7.0 / 5.0
+_CHUNK = 4096  # tasks simulated at once: bounds memory at chunk x samples floats
+
+
+# --- inputs ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OpenItem:
+    """Another open task this one waits for (a blocker or a subtask), as known at as_of."""
+
+    key: str
+    created_at: datetime
+    started_at: datetime | None = None
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAtMoment:
+    """One open task with a deadline, exactly as it stood at the forecast's `as_of`."""
+
+    key: str
+    owner: str | None
+    team: str | None
+    status: TaskState
+    created_at: datetime
+    started_at: datetime | None
+    deadline: date
+    deadline_source: DeadlineSource
+    priority_rank: int | None = None  # 1 is the most urgent; None: not set
+    estimate_hours: float | None = None
+    logged_hours: float | None = None
+    blockers: tuple[OpenItem, ...] = ()
+    open_subtasks: tuple[OpenItem, ...] = ()
+    deadline_moves: int = 0  # times the deadline moved later (or fix version changed) so far
+    last_activity: datetime | None = None
+    ahead: int = 0  # the owner's open work ahead of this one (see `count_ahead`)
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedWork:
+    """One finished task: the evidence a team's history is made of."""
+
+    key: str
+    owner: str | None
+    team: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime
+    estimate_hours: float | None = None
+    logged_hours: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWork:
+    """Any open task of a person, deadline or not: what `count_ahead` ranks."""
+
+    key: str
+    owner: str | None
+    team: str | None
+    priority_rank: int | None
+    deadline: date | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class WorkStats:
+    """What one person's or one team's finished work says (all durations in days)."""
+
+    lead_days: FloatArray  # created -> finished, sorted
+    cycle_days: FloatArray  # started -> finished, sorted (only work that was started)
+    estimate_ratios: FloatArray  # logged / estimate, sorted (work with both)
+    recent_finished: int  # finished within the throughput window
+    window_weeks: float
+    people: int  # distinct owners among the recent finished work
+
+    @property
+    def weekly_throughput(self) -> float:
+        return self.recent_finished / self.window_weeks
+
+    @classmethod
+    def of(cls, work: Sequence[FinishedWork], as_of: datetime, window_days: float) -> WorkStats:
+        lead = np.sort(np.array([_days(w.finished_at - w.created_at) for w in work], dtype=float))
+        cycle = np.sort(
+            np.array(
+                [_days(w.finished_at - w.started_at) for w in work if w.started_at is not None],
+                dtype=float,
+            )
+        )
+        ratios = np.sort(
+            np.array(
+                [
+                    w.logged_hours / w.estimate_hours
+                    for w in work
+                    if w.estimate_hours and w.logged_hours
+                ],
+                dtype=float,
+            )
+        )
+        since = as_of - timedelta(days=window_days)
+        recent = [w for w in work if w.finished_at > since]
+        owners = {w.owner for w in recent if w.owner is not None}
+        return cls(
+            lead_days=np.maximum(lead, 0.0),
+            cycle_days=np.maximum(cycle, 0.0),
+            estimate_ratios=ratios,
+            recent_finished=len(recent),
+            window_weeks=window_days / 7.0,
+            people=max(1, len(owners)),
+        )
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Finished work before `as_of`, per team and per person, for `forecast`."""
+
+    as_of: datetime
+    overall: WorkStats
+    teams: Mapping[str, WorkStats]
+    people: Mapping[str, WorkStats]
+
+    @classmethod
+    def from_finished(
+        cls,
+        finished: Iterable[FinishedWork],
+        as_of: datetime,
+        params: ModelParams | None = None,
+    ) -> Evidence:
+        """Evidence from work finished at or before `as_of` (later work is ignored)."""
+        params = params or DEFAULT_PARAMS
+        history_since = as_of - timedelta(days=params.history_days)
+        known = [w for w in finished if history_since < w.finished_at <= as_of]
+        by_team: dict[str, list[FinishedWork]] = defaultdict(list)
+        by_person: dict[str, list[FinishedWork]] = defaultdict(list)
+        for work in known:
+            if work.team is not None:
+                by_team[work.team].append(work)
+            if work.owner is not None:
+                by_person[work.owner].append(work)
+        window = params.throughput_days
+        return cls(
+            as_of=as_of,
+            overall=WorkStats.of(known, as_of, window),
+            teams={team: WorkStats.of(w, as_of, window) for team, w in by_team.items()},
+            people={person: WorkStats.of(w, as_of, window) for person, w in by_person.items()},
+        )
+
+
+# --- parameters ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic layer over the simulation: p = sigmoid(weights . features).
+
+    Features, in order: 1, logit(simulated P(miss)), log1p(deadline moves),
+    log1p(weeks without activity), log1p(weeks left). `spread` stretches the simulated
+    remaining time for P50 / P85 (1.0: as simulated).
+    """
+
+    weights: tuple[float, float, float, float, float] = (0.0, 1.0, 0.0, 0.0, 0.0)
+    spread: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    samples: int = 256
+    history_days: float = 730.0  # finished work older than this is not evidence
+    throughput_days: float = 84.0  # weekly throughput over the last 12 weeks
+    min_team_finished: int = 8  # fewer finished tasks in the team's history: not assessed
+    min_person_finished: int = 5  # fewer: the person's figures borrow the team's
+    prior_weeks: float = 4.0  # shrinks a person's throughput toward the team's per-person rate
+    lindy_alpha: float = 1.0  # tail of the residual time for work older than any finished
+    threshold: float = 0.5  # default `deadline_risk` threshold
+    min_lead: int = 3  # working days: flags closer to the deadline are due_soon's job
+    calibration: Calibration = field(default_factory=Calibration)
+
+
+DEFAULT_PARAMS = ModelParams()
+
+
+# --- outputs ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Forecast:
+    key: str
+    assessed: bool
+    p_miss: float | None
+    p50: date | None
+    p85: date | None
+    reasons: tuple[str, ...] = ()
+    not_assessed_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RawForecasts:
+    """The simulation before calibration, for a batch: what `Calibration` is fitted on."""
+
+    keys: tuple[str, ...]
+    assessed: npt.NDArray[np.bool_]
+    p_sim: FloatArray  # share of draws after the deadline
+    features: FloatArray  # (n, 5): see `Calibration`
+    finish_days: FloatArray  # (n, samples), calendar days from as_of, sorted per row
+    driver: tuple[str, ...]  # what sets the P85 draw: own / queue / estimate / blocker / subtask
+    not_assessed: tuple[str | None, ...]
+
+
+# --- public functions ------------------------------------------------------------------
+
+
+def forecast(
+    task: TaskAtMoment,
+    evidence: Evidence,
+    as_of: datetime,
+    *,
+    seed: int = 0,
+    params: ModelParams = DEFAULT_PARAMS,
+) -> Forecast:
+    """One task's forecast; the same as its entry in `forecast_many`."""
+    return forecast_many([task], evidence, as_of, seed=seed, params=params)[0]
+
+
+def forecast_many(
+    tasks: Sequence[TaskAtMoment],
+    evidence: Evidence,
+    as_of: datetime,
+    *,
+    seed: int = 0,
+    params: ModelParams = DEFAULT_PARAMS,
+) -> list[Forecast]:
+    raw = simulate(tasks, evidence, as_of, seed=seed, params=params)
+    cal = params.calibration
+    p = _sigmoid(raw.features @ np.array(cal.weights, dtype=float))
+    out: list[Forecast] = []
+    for i, task in enumerate(tasks):
+        if not raw.assessed[i]:
+            out.append(Forecast(task.key, False, None, None, None, (), raw.not_assessed[i]))
+            continue
+        row = raw.finish_days[i]
+        p50_days, p85_days = _quantile_days(row, cal.spread)
+        p50 = (as_of + timedelta(days=p50_days)).date()
+        p85 = (as_of + timedelta(days=p85_days)).date()
+        p_miss = float(round(p[i], 4))
+        reasons = _reasons(task, evidence, as_of, raw.driver[i], p85, params)
+        out.append(Forecast(task.key, True, p_miss, p50, p85, reasons, None))
+    return out
+
+
+def would_flag(
+    forecast: Forecast,
+    deadline: date,
+    as_of: datetime,
+    *,
+    threshold: float | None = None,
+    min_lead: int | None = None,
+    horizon: int | None = None,
+) -> bool:
+    """The `deadline_risk` rule's test: assessed, risky enough, and early enough to act.
+
+    `min_lead`: working days that must remain before the deadline (closer than that it is
+    `due_soon`'s job); `horizon`: working days ahead beyond which nothing is flagged.
+    """
+    threshold = DEFAULT_PARAMS.threshold if threshold is None else threshold
+    min_lead = DEFAULT_PARAMS.min_lead if min_lead is None else min_lead
+    if not forecast.assessed or forecast.p_miss is None or forecast.p_miss < threshold:
+        return False
+    left = working_days_between(as_of.date(), deadline)
+    return left >= min_lead and (horizon is None or left <= horizon)
+
+
+def count_ahead(task: TaskAtMoment | OpenWork, open_work: Iterable[OpenWork]) -> int:
+    """The owner's open work that comes before this task: more urgent, or as urgent and due
+    earlier (work without a deadline counts as due last; ties broken by age)."""
+    if task.owner is None:
+        return 0
+    mine = _rank_key(task.priority_rank, task.deadline, task.created_at)
+    return sum(
+        1
+        for other in open_work
+        if other.owner == task.owner
+        and other.key != task.key
+        and _rank_key(other.priority_rank, other.deadline, other.created_at) < mine
+    )
+
+
+def end_of_day(day: date) -> datetime:
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+
+
+def working_days_between(start: date, end: date) -> int:
+    """Monday-to-Friday days after `start` up to and including `end` (negative if before)."""
+    if end < start:
+        return -working_days_between(end, start)
+    weeks, extra = divmod((end - start).days, 7)
+    count = weeks * 5
+    weekday = start.weekday()
+    for step in range(1, extra + 1):
+        if (weekday + step) % 7 < 5:
+            count += 1
+    return count
+
+
+# --- simulation ------------------------------------------------------------------------
+
+
+def simulate(
+    tasks: Sequence[TaskAtMoment],
+    evidence: Evidence,
+    as_of: datetime,
+    *,
+    seed: int = 0,
+    params: ModelParams = DEFAULT_PARAMS,
+) -> RawForecasts:
+    """Draw each task's finish time; vectorised in chunks, common random numbers."""
+    draws = _Draws.make(seed, params.samples)
+    n = len(tasks)
+    finish = np.zeros((n, params.samples))
+    p_sim = np.zeros(n)
+    features = np.zeros((n, 5))
+    assessed = np.zeros(n, dtype=bool)
+    drivers: list[str] = []
+    not_assessed: list[str | None] = []
+    for start in range(0, n, _CHUNK):
+        chunk = tasks[start : start + _CHUNK]
+        part = _simulate_chunk(chunk, evidence, as_of, draws, params)
+        stop = start + len(chunk)
+        finish[start:stop], p_sim[start:stop], features[start:stop] = part[:3]
+        assessed[start:stop] = part[3]
+        drivers.extend(part[4])
+        not_assessed.extend(part[5])
+    return RawForecasts(
+        keys=tuple(t.key for t in tasks),
+        assessed=assessed,
+        p_sim=p_sim,
+        features=features,
+        finish_days=finish,
+        driver=tuple(drivers),
+        not_assessed=tuple(not_assessed),
+    )
+
+
+@dataclass(frozen=True)
+class _Draws:
+    own: FloatArray
+    queue_z: FloatArray
+    estimate: FloatArray
+    waits: FloatArray
+
+    @classmethod
+    def make(cls, seed: int, samples: int) -> _Draws:
+        rng = np.random.default_rng(seed)
+        u = rng.random((4, samples))
+        u = np.clip(u, 1e-6, 1 - 1e-6)
+        z = np.array([NormalDist().inv_cdf(float(x)) for x in u[1]])
+        return cls(own=u[0], queue_z=z, estimate=u[2], waits=u[3])
+
+
+_Chunk = tuple[
+    FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_], list[str], list[str | None]
+]
+
+
+def _simulate_chunk(
+    tasks: Sequence[TaskAtMoment],
+    evidence: Evidence,
+    as_of: datetime,
+    draws: _Draws,
+    params: ModelParams,
+) -> _Chunk:
+    n, s = len(tasks), params.samples
+    own = np.zeros((n, s))
+    queue = np.zeros((n, s))
+    estimate = np.zeros((n, s))
+    blocker = np.zeros((n, s))
+    subtask = np.zeros((n, s))
+    assessed = np.ones(n, dtype=bool)
+    not_assessed: list[str | None] = [None] * n
+    # Group tasks by the distribution they draw from, so each group is one vector op.
+    own_groups: dict[int, tuple[FloatArray, list[int], list[float]]] = {}
+    for i, task in enumerate(tasks):
+        team = _team_stats(task.team, evidence)
+        if team.lead_days.size < params.min_team_finished:
+            assessed[i] = False
+            not_assessed[i] = (
+                f"the team finished only {team.lead_days.size} tasks in the last "
+                f"{params.history_days / 365:.0f} years; at least "
+                f"{params.min_team_finished} are needed to forecast"
+            )
+            continue
+        person = evidence.people.get(task.owner) if task.owner else None
+        dist, elapsed = _distribution(task, as_of, person, team, params)
+        entry = own_groups.setdefault(id(dist), (dist, [], []))
+        entry[1].append(i)
+        entry[2].append(elapsed)
+        queue[i] = _queue_days(task, person, team, draws.queue_z, params)
+        estimate[i] = _estimate_days(task, person, team, evidence.overall, draws.estimate)
+        # Blockers and subtasks are few: one small draw each; the task waits for the latest.
+        blocker[i] = _latest_wait(task.blockers, as_of, evidence, team, draws.waits, params)
+        subtask[i] = _latest_wait(task.open_subtasks, as_of, evidence, team, draws.waits, params)
+    for dist, rows, spent in own_groups.values():
+        own[rows] = _residual(dist, np.array(spent), draws.own, params.lindy_alpha)
+    stacked = np.stack([own, queue, estimate, blocker, subtask])
+    finish = stacked.max(axis=0)
+    pick = min(s - 1, math.ceil(0.85 * s) - 1)
+    order = np.argsort(finish, axis=1)
+    p85_sample = order[:, pick]
+    drivers_idx = stacked[:, np.arange(n), p85_sample].argmax(axis=0)
+    finish.sort(axis=1)
+    days_left = np.array([_days(end_of_day(t.deadline) - as_of) for t in tasks])
+    p_sim = (finish > days_left[:, None]).mean(axis=1)
+    features = _features(tasks, as_of, p_sim, days_left)
+    names = ("own", "queue", "estimate", "blocker", "subtask")
+    drivers = [names[int(d)] for d in drivers_idx]
+    return finish, p_sim, features, assessed, drivers, not_assessed
+
+
+def _latest_wait(
+    items: Sequence[OpenItem],
+    as_of: datetime,
+    evidence: Evidence,
+    team: WorkStats,
+    u: FloatArray,
+    params: ModelParams,
+) -> FloatArray:
+    latest = np.zeros_like(u)
+    for item in items:
+        person = evidence.people.get(item.owner) if item.owner else None
+        dist, elapsed = _distribution(item, as_of, person, team, params)
+        residual = _residual(dist, np.array([elapsed]), u, params.lindy_alpha)[0]
+        np.maximum(latest, residual, out=latest)
+    return latest
+
+
+def _team_stats(team: str | None, evidence: Evidence) -> WorkStats:
+    if team is not None and team in evidence.teams:
+        return evidence.teams[team]
+    return evidence.overall
+
+
+def _distribution(
+    work: TaskAtMoment | OpenItem,
+    as_of: datetime,
+    person: WorkStats | None,
+    team: WorkStats,
+    params: ModelParams,
+) -> tuple[FloatArray, float]:
+    """The durations the remaining time is drawn from (the owner's when there are enough,
+    else the team's; cycle times once started), and the time already spent."""
+    enough = person is not None and person.lead_days.size >= params.min_person_finished
+    source = person if enough and person is not None else team
+    if work.started_at is not None and source.cycle_days.size >= params.min_person_finished:
+        return source.cycle_days, max(0.0, _days(as_of - work.started_at))
+    return source.lead_days, max(0.0, _days(as_of - work.created_at))
+
+
+def _residual(dist: FloatArray, elapsed: FloatArray, u: FloatArray, alpha: float) -> FloatArray:
+    """Remaining days given `elapsed` already spent: the empirical distribution above
+    `elapsed`, drawn by inverse CDF at `u`; beyond the longest finished, a Lindy tail."""
+    n = dist.size
+    below = np.searchsorted(dist, elapsed, side="right") / n  # F(elapsed), per task
+    q = below[:, None] + u[None, :] * (1.0 - below[:, None])
+    positions = (np.arange(n) + 0.5) / n
+    value = np.interp(q, positions, dist) - elapsed[:, None]
+    tail = elapsed[:, None] * ((1.0 - u[None, :]) ** (-1.0 / alpha) - 1.0)
+    tail = np.maximum(tail, 1.0)
+    # Where fewer than one finished task took longer, only the tail speaks.
+    too_old = (1.0 - below) * n < 1.0
+    value = np.where(too_old[:, None] | (value < 0), tail, value)
+    return np.maximum(value, 0.0)
+
+
+def _person_rate(person: WorkStats | None, team: WorkStats, params: ModelParams) -> float:
+    """Tasks a week, shrunk toward the team's per-person rate (few weeks: mostly the team's)."""
+    team_rate = team.weekly_throughput / team.people
+    prior = max(team_rate, 0.1)
+    if person is None:
+        return prior
+    count = person.recent_finished + prior * params.prior_weeks
+    return count / (person.window_weeks + params.prior_weeks)
+
+
+def _queue_days(
+    task: TaskAtMoment,
+    person: WorkStats | None,
+    team: WorkStats,
+    z: FloatArray,
+    params: ModelParams,
+) -> FloatArray:
+    """Days until `ahead + 1` completions: a Gamma(k, 1/rate) waiting time (Wilson-Hilferty)."""
+    if task.owner is None or task.ahead == 0:
+        return np.zeros_like(z)
+    k = float(task.ahead + 1)
+    rate_per_day = _person_rate(person, team, params) / 7.0
+    cube = 1.0 - 1.0 / (9.0 * k) + z * math.sqrt(1.0 / (9.0 * k))
+    return np.maximum(k / rate_per_day * np.maximum(cube, 0.0) ** 3, 0.0)
+
+
+def _estimate_days(
+    task: TaskAtMoment,
+    person: WorkStats | None,
+    team: WorkStats,
+    overall: WorkStats,
+    u: FloatArray,
+) -> FloatArray:
+    """Remaining work from estimate and logged hours, corrected by estimate accuracy."""
+    if not task.estimate_hours:
+        return np.zeros_like(u)
+    ratios = _estimate_ratios(person, team, overall)
+    factor = np.quantile(ratios, u) if ratios.size else np.ones_like(u)
+    total = task.estimate_hours * factor
+    remaining = np.maximum(total - (task.logged_hours or 0.0), 0.1 * task.estimate_hours)
+    return remaining / _HOURS_PER_WORKING_DAY * _CALENDAR_PER_WORKING_DAY
+
+
+def _estimate_ratios(person: WorkStats | None, team: WorkStats, overall: WorkStats) -> FloatArray:
+    for stats in (person, team, overall):
+        if stats is not None and stats.estimate_ratios.size >= 3:
+            return stats.estimate_ratios
+    return np.zeros(0)
+
+
+def _features(
+    tasks: Sequence[TaskAtMoment], as_of: datetime, p_sim: FloatArray, days_left: FloatArray
+) -> FloatArray:
+    clipped = np.clip(p_sim, 0.01, 0.99)
+    moves = np.array([t.deadline_moves for t in tasks], dtype=float)
+    idle = np.array([_idle_days(t, as_of) for t in tasks])
+    return np.column_stack(
+        [
+            np.ones(len(tasks)),
+            np.log(clipped / (1 - clipped)),
+            np.log1p(moves),
+            np.log1p(idle / 7.0),
+            np.log1p(np.maximum(days_left, 0.0) / 7.0),
+        ]
+    )
+
+
+def _idle_days(task: TaskAtMoment, as_of: datetime) -> float:
+    last = task.last_activity or task.created_at
+    return max(0.0, _days(as_of - last))
+
+
+def _quantile_days(row: FloatArray, spread: float) -> tuple[float, float]:
+    p50, p85 = np.quantile(row, [0.5, 0.85])
+    return float(p50) * spread, float(p85) * spread
+
+
+def _sigmoid(x: FloatArray) -> FloatArray:
+    result: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+    return result
+
+
+def _days(delta: timedelta) -> float:
+    return delta.total_seconds() / _DAY
+
+
+def _rank_key(
+    priority: int | None, deadline: date | None, created: datetime
+) -> tuple[int, date, datetime]:
+    return (priority if priority is not None else 99, deadline or date.max, created)
+
+
+# --- reasons ---------------------------------------------------------------------------
+
+
+def _reasons(
+    task: TaskAtMoment,
+    evidence: Evidence,
+    as_of: datetime,
+    driver: str,
+    p85: date,
+    params: ModelParams,
+) -> tuple[str, ...]:
+    team = _team_stats(task.team, evidence)
+    person = evidence.people.get(task.owner) if task.owner else None
+    lead = _driver_sentence(task, driver, person, team, as_of, params)
+    reasons = [f"{lead}; P85 finish is {_when(p85)}, {_versus(p85, task.deadline)}"]
+    if task.deadline_moves:
+        times = "once" if task.deadline_moves == 1 else f"{task.deadline_moves} times"
+        reasons.append(f"its deadline has already moved {times}")
+    idle = _idle_days(task, as_of)
+    if idle >= 14:
+        reasons.append(f"no activity for {idle:.0f} days")
+    if task.open_subtasks and driver != "subtask":
+        reasons.append(f"{len(task.open_subtasks)} subtask(s) still open")
+    return tuple(reasons)
+
+
+def _driver_sentence(
+    task: TaskAtMoment,
+    driver: str,
+    person: WorkStats | None,
+    team: WorkStats,
+    as_of: datetime,
+    params: ModelParams,
+) -> str:
+    if driver == "queue":
+        rate = _person_rate(person, team, params)
+        return f"its owner finishes {rate:.1f} tasks a week and has {task.ahead} ahead of this one"
+    if driver == "estimate":
+        return (
+            f"{task.logged_hours or 0:.0f} h logged against a {task.estimate_hours:.0f} h "
+            "estimate, and its owner's work usually runs past estimates"
+        )
+    if driver == "blocker":
+        keys = ", ".join(b.key for b in task.blockers[:3])
+        return f"it waits on {keys}, likely to finish late"
+    if driver == "subtask":
+        return f"{len(task.open_subtasks)} subtask(s) are still open"
+    if task.started_at is not None:
+        days = _days(as_of - task.started_at)
+        return f"it has been in progress {days:.0f} days; work this old usually takes longer still"
+    days = _days(as_of - task.created_at)
+    if task.owner is None:
+        return f"it has been open {days:.0f} days with no owner"
+    return f"it has been open {days:.0f} days and is not started"
+
+
+def _when(day: date) -> str:
+    return f"{day:%a} {day.day} {day:%b %Y}"
+
+
+def _versus(finish: date, deadline: date) -> str:
+    gap = working_days_between(deadline, finish)
+    if gap > 0:
+        return f"{gap} working day{'s' if gap != 1 else ''} after the deadline"
+    if gap < 0:
+        return f"{-gap} working day{'s' if gap != -1 else ''} before the deadline"
+    return "on the deadline"
