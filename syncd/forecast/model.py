@@ -62,6 +62,7 @@ __all__ = [
     "end_of_day",
     "forecast",
     "forecast_many",
+    "from_simulation",
     "simulate",
     "working_days_between",
     "would_flag",
@@ -305,6 +306,18 @@ def forecast_many(
     params: ModelParams = DEFAULT_PARAMS,
 ) -> list[Forecast]:
     raw = simulate(tasks, evidence, as_of, seed=seed, params=params)
+    return from_simulation(tasks, raw, evidence, as_of, params)
+
+
+def from_simulation(
+    tasks: Sequence[TaskAtMoment],
+    raw: RawForecasts,
+    evidence: Evidence,
+    as_of: datetime,
+    params: ModelParams = DEFAULT_PARAMS,
+) -> list[Forecast]:
+    """Calibrated forecasts from `simulate`'s draws (refitting a calibration needs no
+    second simulation)."""
     cal = params.calibration
     p = _sigmoid(raw.features @ np.array(cal.weights, dtype=float))
     out: list[Forecast] = []
@@ -312,13 +325,11 @@ def forecast_many(
         if not raw.assessed[i]:
             out.append(Forecast(task.key, False, None, None, None, (), raw.not_assessed[i]))
             continue
-        row = raw.finish_days[i]
-        p50_days, p85_days = _quantile_days(row, cal.spread)
+        p50_days, p85_days = _quantile_days(raw.finish_days[i], cal.spread)
         p50 = (as_of + timedelta(days=p50_days)).date()
         p85 = (as_of + timedelta(days=p85_days)).date()
-        p_miss = float(round(p[i], 4))
         reasons = _reasons(task, evidence, as_of, raw.driver[i], p85, params)
-        out.append(Forecast(task.key, True, p_miss, p50, p85, reasons, None))
+        out.append(Forecast(task.key, True, float(round(p[i], 4)), p50, p85, reasons, None))
     return out
 
 
