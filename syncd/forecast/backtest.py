@@ -38,6 +38,7 @@ from syncd.forecast.model import (
     Forecast,
     ModelParams,
     OpenItem,
+    OpenWork,
     RawForecasts,
     TaskAtMoment,
     end_of_day,
@@ -219,8 +220,9 @@ def _pairs_at(index: _Index, t: datetime, params: ModelParams, seed: int) -> lis
                 finished.append(work)
         else:
             open_rows.append(i)
-    evidence = Evidence.from_finished(finished, t, params)
     deadlines = {i: _deadline(tasks[i], history, t) for i in open_rows}
+    still_open = [_open_work(index, i, t, deadlines[i]) for i in open_rows]
+    evidence = Evidence.from_finished(finished, t, params, still_open)
     ahead = _queue_positions(tasks, open_rows, deadlines, t)
     eligible = [i for i in open_rows if (d := deadlines[i]) is not None and d[0] >= t.date()]
     moments = [_task_at(index, i, t, deadlines[i], ahead.get(i, 0)) for i in eligible]
@@ -268,6 +270,20 @@ def _finished(index: _Index, i: int, t: datetime) -> FinishedWork | None:
         finished_at=at,
         estimate_hours=task.estimate_hours.at(at),
         logged_hours=task.logged_hours.at(at),
+    )
+
+
+def _open_work(index: _Index, i: int, t: datetime, deadline: tuple[date, str] | None) -> OpenWork:
+    task = index.history.tasks[i]
+    in_progress = index.history.is_in_progress(task.status.at(t))
+    return OpenWork(
+        key=task.key,
+        owner=task.owner.at(t),
+        team=task.team,
+        priority_rank=task.priority_rank.at(t),
+        deadline=deadline[0] if deadline else None,
+        created_at=task.created_at,
+        started_at=index.started(i, t) if in_progress else None,
     )
 
 
@@ -454,7 +470,7 @@ def fit_params(pairs: Sequence[Pair], base: ModelParams = DEFAULT_PARAMS) -> Mod
     return replace(
         base,
         threshold=threshold,
-        calibration=Calibration(weights=_five(weights), spread=spread),
+        calibration=Calibration(weights=tuple(round(float(v), 4) for v in weights), spread=spread),
     )
 
 
@@ -474,34 +490,38 @@ def _logistic(x: FloatArray, y: FloatArray, ridge: float = 1.0) -> FloatArray:
     return w
 
 
-def _best_threshold(p: FloatArray, y: FloatArray) -> float:
-    """The threshold with the best F1 among early forecasts (ties: the higher one)."""
-    best, best_f1 = 0.5, -1.0
-    for threshold in np.round(np.arange(0.05, 0.96, 0.01), 2):
+def _best_threshold(p: FloatArray, y: FloatArray, precision_target: float = 0.8) -> float:
+    """The lowest threshold whose flags reach `precision_target` (the most misses caught at
+    that precision); when none does, the threshold with the best F1."""
+    candidates = np.round(np.arange(0.05, 0.96, 0.01), 2)
+    stats = []
+    for threshold in candidates:
         flagged = p >= threshold
         tp = float((flagged & (y == 1)).sum())
-        precision = tp / max(flagged.sum(), 1)
-        recall = tp / max((y == 1).sum(), 1)
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        if f1 >= best_f1:
-            best, best_f1 = float(threshold), f1
-    return best
+        precision = tp / max(float(flagged.sum()), 1.0)
+        recall = tp / max(float((y == 1).sum()), 1.0)
+        stats.append((float(threshold), precision, recall, int(flagged.sum())))
+    for threshold, precision, _, flagged_count in stats:
+        if precision >= precision_target and flagged_count >= 10:
+            return threshold
+    f1 = [2 * pr * rc / (pr + rc) if pr + rc else 0.0 for _, pr, rc, _ in stats]
+    return stats[int(np.argmax(f1))][0]
 
 
 def _p85_spread(pairs: Sequence[Pair]) -> float:
-    """How much to stretch simulated remaining time so that 85% of finishes fall by P85."""
-    ratios = []
-    for pair in pairs:
-        p85 = float(np.quantile(pair.finish_days, 0.85))
-        if pair.finished_at is None or p85 <= 0:
-            continue
-        ratios.append((pair.finished_at - pair.as_of).total_seconds() / 86400 / p85)
-    return float(np.quantile(ratios, 0.85)) if len(ratios) >= 30 else 1.0
-
-
-def _five(w: FloatArray) -> tuple[float, float, float, float, float]:
-    values = [round(float(v), 4) for v in w]
-    return values[0], values[1], values[2], values[3], values[4]
+    """How much to stretch the simulated remaining time so that 85% of the work that did
+    finish had finished by P85. Work never finished is left out: stretching P85 past the end
+    of the data would hide it rather than forecast it."""
+    ratios = [
+        (pair.finished_at - pair.as_of).total_seconds()
+        / 86400
+        / max(float(np.quantile(pair.finish_days, 0.85)), 1e-3)
+        for pair in pairs
+        if pair.finished_at is not None
+    ]
+    if len(ratios) < 30:
+        return 1.0
+    return round(float(np.quantile(np.array(ratios), 0.85)), 3)
 
 
 # --- running and scoring -------------------------------------------------------------------
@@ -550,9 +570,9 @@ def run_backtest(
                 "weights": list(params.calibration.weights),
                 "spread": params.calibration.spread,
             },
-            "p85_coverage": _coverage(test, history.latest),
         }
     )
+    metrics.update(_coverage(test, history.latest))
     baselines = {name: _baseline_metrics(name, train, test, params) for name in BASELINES}
     return BacktestResult(
         pairs=pairs, params=params, metrics=metrics, baselines=baselines, cut=cut_at
@@ -710,17 +730,24 @@ def _median_lead(rows: Sequence[tuple[Pair, float, bool]]) -> float | None:
     return float(np.median(leads)) if leads else None
 
 
-def _coverage(pairs: Sequence[Pair], latest: datetime) -> float | None:
-    covered = total = 0
+def _coverage(pairs: Sequence[Pair], latest: datetime) -> dict[str, float | int | None]:
+    """P85 coverage two ways: over every pair whose answer is known (work still open at the
+    end of the data counts as a miss once its P85 has passed), and over work that finished."""
+    covered = total = finished_total = 0
     for pair in pairs:
         if not pair.scored or pair.forecast.p85 is None:
             continue
         if pair.finished_at is not None:
             total += 1
+            finished_total += 1
             covered += pair.finished_at.date() <= pair.forecast.p85
         elif pair.forecast.p85 < latest.date():
-            total += 1  # still open at the end of the data, past its P85
-    return round(covered / total, 4) if total else None
+            total += 1
+    return {
+        "p85_coverage": round(covered / total, 4) if total else None,
+        "p85_coverage_finished": round(covered / finished_total, 4) if finished_total else None,
+        "p85_pairs": total,
+    }
 
 
 # --- output --------------------------------------------------------------------------------

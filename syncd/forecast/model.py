@@ -8,8 +8,9 @@ caller (the ledger, the backtest) builds, as of a moment `as_of`:
   priority rank, estimate and logged hours, its open blockers and subtasks as
   `OpenItem`s, how often its deadline moved, its last activity, and `ahead`: the
   owner's open work ahead of it, see `count_ahead`);
-- one `Evidence` from the work finished before `as_of` (`Evidence.from_finished`
-  drops anything finished later, so a caller cannot peek by mistake).
+- one `Evidence` from the work finished before `as_of` and the work still open then
+  (`Evidence.from_finished` drops anything finished later, so a caller cannot peek by
+  mistake).
 
 `forecast(task, evidence, as_of, seed=...)` -> `Forecast(p_miss, p50, p85, reasons,
 assessed, not_assessed_reason)`; `forecast_many` does the same for a batch, vectorised
@@ -19,9 +20,9 @@ seeded random draws, "common random numbers"). Same inputs and seed, same output
 How a finish date is drawn (calendar days from `as_of`, `samples` draws per task), the
 latest of:
 - the task's own remaining time: the owner's (else the team's) lead times, or cycle
-  times once it is in progress, conditioned on the time already spent (only the
-  finished work that took longer than this task's age counts); older than anything
-  finished, a Lindy tail (as long again, heavy-tailed);
+  times once it is in progress, as a Kaplan-Meier survival curve (work still open is
+  censored, not forgotten), conditioned on the time already spent; the mass beyond the
+  longest finish follows a Lindy tail (open twice as long: twice as long to go);
 - the owner's queue: `ahead + 1` completions at the owner's weekly throughput
   (shrunk toward the team's per-person rate), a Gamma waiting time;
 - estimate minus logged hours, scaled by the owner's estimate accuracy (actual /
@@ -38,16 +39,17 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from statistics import NormalDist
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "DEFAULT_PARAMS",
+    "FEATURES",
     "Calibration",
     "Evidence",
     "FinishedWork",
@@ -56,6 +58,7 @@ __all__ = [
     "OpenItem",
     "OpenWork",
     "RawForecasts",
+    "Survival",
     "TaskAtMoment",
     "WorkStats",
     "count_ahead",
@@ -69,12 +72,22 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+W = TypeVar("W")
 DeadlineSource = Literal["due", "fix_version", "milestone"]
 TaskState = Literal["open", "in_progress", "blocked"]
 
 _DAY = 86400.0
 _HOURS_PER_WORKING_DAY = 6.0
 _CALENDAR_PER_WORKING_DAY = 7.0 / 5.0
+FEATURES = (
+    "intercept",
+    "simulated_logit",
+    "deadline_moves",
+    "idle_weeks",
+    "weeks_left",
+    "weeks_open",
+    "simulated_p50_weeks",
+)
 _CHUNK = 4096  # tasks simulated at once: bounds memory at chunk x samples floats
 
 
@@ -137,15 +150,45 @@ class OpenWork:
     priority_rank: int | None
     deadline: date | None
     created_at: datetime
+    started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Survival:
+    """Kaplan-Meier survival of a duration (days): finished work is an event, work still
+    open counts as censored at its age, so long-lived open work is not forgotten (a sample
+    of finished work alone would say everything finishes fast)."""
+
+    times: FloatArray  # distinct event times, ascending
+    survival: FloatArray  # S(t) just after each event time, non-increasing
+    events: int
+
+    @classmethod
+    def estimate(cls, finished: Sequence[float], still_open: Sequence[float]) -> Survival:
+        done = np.asarray(finished, dtype=float)
+        censored = np.asarray(still_open, dtype=float)
+        if done.size == 0:
+            return cls(np.zeros(0), np.zeros(0), 0)
+        times, deaths = np.unique(np.maximum(done, 0.0), return_counts=True)
+        everyone = np.sort(np.concatenate([np.maximum(done, 0.0), np.maximum(censored, 0.0)]))
+        at_risk = everyone.size - np.searchsorted(everyone, times, side="left")
+        survival: FloatArray = np.cumprod(1.0 - deaths / np.maximum(at_risk, 1)).astype(float)
+        return cls(times, survival, int(done.size))
+
+    def at(self, days: FloatArray) -> FloatArray:
+        index = np.searchsorted(self.times, days, side="right") - 1
+        values: FloatArray = np.where(index >= 0, self.survival[np.maximum(index, 0)], 1.0)
+        return values
 
 
 @dataclass(frozen=True)
 class WorkStats:
-    """What one person's or one team's finished work says (all durations in days)."""
+    """What one person's or one team's work says (all durations in days)."""
 
-    lead_days: FloatArray  # created -> finished, sorted
-    cycle_days: FloatArray  # started -> finished, sorted (only work that was started)
+    lead: Survival  # created -> finished
+    cycle: Survival  # started -> finished (only work that was started)
     estimate_ratios: FloatArray  # logged / estimate, sorted (work with both)
+    finished: int  # finished within the history window
     recent_finished: int  # finished within the throughput window
     window_weeks: float
     people: int  # distinct owners among the recent finished work
@@ -155,13 +198,20 @@ class WorkStats:
         return self.recent_finished / self.window_weeks
 
     @classmethod
-    def of(cls, work: Sequence[FinishedWork], as_of: datetime, window_days: float) -> WorkStats:
-        lead = np.sort(np.array([_days(w.finished_at - w.created_at) for w in work], dtype=float))
-        cycle = np.sort(
-            np.array(
-                [_days(w.finished_at - w.started_at) for w in work if w.started_at is not None],
-                dtype=float,
-            )
+    def of(
+        cls,
+        work: Sequence[FinishedWork],
+        still_open: Sequence[OpenWork],
+        as_of: datetime,
+        window_days: float,
+    ) -> WorkStats:
+        lead = Survival.estimate(
+            [_days(w.finished_at - w.created_at) for w in work],
+            [_days(as_of - o.created_at) for o in still_open],
+        )
+        cycle = Survival.estimate(
+            [_days(w.finished_at - w.started_at) for w in work if w.started_at is not None],
+            [_days(as_of - o.started_at) for o in still_open if o.started_at is not None],
         )
         ratios = np.sort(
             np.array(
@@ -177,9 +227,10 @@ class WorkStats:
         recent = [w for w in work if w.finished_at > since]
         owners = {w.owner for w in recent if w.owner is not None}
         return cls(
-            lead_days=np.maximum(lead, 0.0),
-            cycle_days=np.maximum(cycle, 0.0),
+            lead=lead,
+            cycle=cycle,
             estimate_ratios=ratios,
+            finished=len(work),
             recent_finished=len(recent),
             window_weeks=window_days / 7.0,
             people=max(1, len(owners)),
@@ -188,7 +239,7 @@ class WorkStats:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Finished work before `as_of`, per team and per person, for `forecast`."""
+    """Work finished before `as_of` and work still open then, per team and per person."""
 
     as_of: datetime
     overall: WorkStats
@@ -201,25 +252,46 @@ class Evidence:
         finished: Iterable[FinishedWork],
         as_of: datetime,
         params: ModelParams | None = None,
+        still_open: Iterable[OpenWork] = (),
     ) -> Evidence:
-        """Evidence from work finished at or before `as_of` (later work is ignored)."""
+        """Evidence from work finished at or before `as_of` (later work is ignored) and the
+        work still open at `as_of` (created at or before it)."""
         params = params or DEFAULT_PARAMS
         history_since = as_of - timedelta(days=params.history_days)
         known = [w for w in finished if history_since < w.finished_at <= as_of]
-        by_team: dict[str, list[FinishedWork]] = defaultdict(list)
-        by_person: dict[str, list[FinishedWork]] = defaultdict(list)
+        open_now = [o for o in still_open if o.created_at <= as_of]
+        done_by: dict[str, dict[str, list[FinishedWork]]] = {
+            "team": defaultdict(list),
+            "person": defaultdict(list),
+        }
+        open_by: dict[str, dict[str, list[OpenWork]]] = {
+            "team": defaultdict(list),
+            "person": defaultdict(list),
+        }
         for work in known:
-            if work.team is not None:
-                by_team[work.team].append(work)
-            if work.owner is not None:
-                by_person[work.owner].append(work)
+            _file(done_by, work.team, work.owner, work)
+        for item in open_now:
+            _file(open_by, item.team, item.owner, item)
         window = params.throughput_days
+
+        def stats(kind: str, name: str) -> WorkStats:
+            return WorkStats.of(done_by[kind][name], open_by[kind].get(name, []), as_of, window)
+
         return cls(
             as_of=as_of,
-            overall=WorkStats.of(known, as_of, window),
-            teams={team: WorkStats.of(w, as_of, window) for team, w in by_team.items()},
-            people={person: WorkStats.of(w, as_of, window) for person, w in by_person.items()},
+            overall=WorkStats.of(known, open_now, as_of, window),
+            teams={team: stats("team", team) for team in done_by["team"]},
+            people={person: stats("person", person) for person in done_by["person"]},
         )
+
+
+def _file(
+    by: Mapping[str, dict[str, list[W]]], team: str | None, owner: str | None, item: W
+) -> None:
+    if team is not None:
+        by["team"][team].append(item)
+    if owner is not None:
+        by["person"][owner].append(item)
 
 
 # --- parameters ------------------------------------------------------------------------
@@ -229,13 +301,23 @@ class Evidence:
 class Calibration:
     """Logistic layer over the simulation: p = sigmoid(weights . features).
 
-    Features, in order: 1, logit(simulated P(miss)), log1p(deadline moves),
-    log1p(weeks without activity), log1p(weeks left). `spread` stretches the simulated
-    remaining time for P50 / P85 (1.0: as simulated).
+    Features, in order (`FEATURES`): 1, logit(simulated P(miss)), log1p(deadline moves),
+    log1p(weeks without activity), log1p(weeks left), log1p(weeks open), log1p(simulated
+    P50 remaining weeks). `spread` stretches the simulated remaining time for P50 / P85
+    (1.0: as simulated). The default weights take the simulation as it is.
     """
 
-    weights: tuple[float, float, float, float, float] = (0.0, 1.0, 0.0, 0.0, 0.0)
+    weights: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     spread: float = 1.0
+
+
+# Fitted by `syncd forecast backtest --fit --cut 2012-01-02` on the DuraSpace export's
+# origins before the cut only (see benchmarks/RESULTS.md); the figures reported there come
+# from origins after it.
+FITTED_CALIBRATION = Calibration(
+    weights=(-1.07, 0.0453, 0.0321, 0.6275, 0.1001, 0.175, -0.0177), spread=0.292
+)
+FITTED_THRESHOLD = 0.72
 
 
 @dataclass(frozen=True)
@@ -244,12 +326,12 @@ class ModelParams:
     history_days: float = 730.0  # finished work older than this is not evidence
     throughput_days: float = 84.0  # weekly throughput over the last 12 weeks
     min_team_finished: int = 8  # fewer finished tasks in the team's history: not assessed
-    min_person_finished: int = 5  # fewer: the person's figures borrow the team's
+    min_person_finished: int = 20  # fewer: the person's figures borrow the team's
     prior_weeks: float = 4.0  # shrinks a person's throughput toward the team's per-person rate
     lindy_alpha: float = 1.0  # tail of the residual time for work older than any finished
-    threshold: float = 0.5  # default `deadline_risk` threshold
+    threshold: float = FITTED_THRESHOLD  # default `deadline_risk` threshold
     min_lead: int = 3  # working days: flags closer to the deadline are due_soon's job
-    calibration: Calibration = field(default_factory=Calibration)
+    calibration: Calibration = FITTED_CALIBRATION
 
 
 DEFAULT_PARAMS = ModelParams()
@@ -276,7 +358,7 @@ class RawForecasts:
     keys: tuple[str, ...]
     assessed: npt.NDArray[np.bool_]
     p_sim: FloatArray  # share of draws after the deadline
-    features: FloatArray  # (n, 5): see `Calibration`
+    features: FloatArray  # (n, len(FEATURES)): see `Calibration`
     finish_days: FloatArray  # (n, samples), calendar days from as_of, sorted per row
     driver: tuple[str, ...]  # what sets the P85 draw: own / queue / estimate / blocker / subtask
     not_assessed: tuple[str | None, ...]
@@ -403,7 +485,7 @@ def simulate(
     n = len(tasks)
     finish = np.zeros((n, params.samples))
     p_sim = np.zeros(n)
-    features = np.zeros((n, 5))
+    features = np.zeros((n, len(FEATURES)))
     assessed = np.zeros(n, dtype=bool)
     drivers: list[str] = []
     not_assessed: list[str | None] = []
@@ -463,13 +545,13 @@ def _simulate_chunk(
     assessed = np.ones(n, dtype=bool)
     not_assessed: list[str | None] = [None] * n
     # Group tasks by the distribution they draw from, so each group is one vector op.
-    own_groups: dict[int, tuple[FloatArray, list[int], list[float]]] = {}
+    own_groups: dict[int, tuple[Survival, list[int], list[float]]] = {}
     for i, task in enumerate(tasks):
         team = _team_stats(task.team, evidence)
-        if team.lead_days.size < params.min_team_finished:
+        if team.finished < params.min_team_finished:
             assessed[i] = False
             not_assessed[i] = (
-                f"the team finished only {team.lead_days.size} tasks in the last "
+                f"the team finished only {team.finished} tasks in the last "
                 f"{params.history_days / 365:.0f} years; at least "
                 f"{params.min_team_finished} are needed to forecast"
             )
@@ -495,7 +577,7 @@ def _simulate_chunk(
     finish.sort(axis=1)
     days_left = np.array([_days(end_of_day(t.deadline) - as_of) for t in tasks])
     p_sim = (finish > days_left[:, None]).mean(axis=1)
-    features = _features(tasks, as_of, p_sim, days_left)
+    features = _features(tasks, as_of, p_sim, days_left, finish[:, s // 2])
     names = ("own", "queue", "estimate", "blocker", "subtask")
     drivers = [names[int(d)] for d in drivers_idx]
     return finish, p_sim, features, assessed, drivers, not_assessed
@@ -530,29 +612,32 @@ def _distribution(
     person: WorkStats | None,
     team: WorkStats,
     params: ModelParams,
-) -> tuple[FloatArray, float]:
+) -> tuple[Survival, float]:
     """The durations the remaining time is drawn from (the owner's when there are enough,
     else the team's; cycle times once started), and the time already spent."""
-    enough = person is not None and person.lead_days.size >= params.min_person_finished
+    enough = person is not None and person.lead.events >= params.min_person_finished
     source = person if enough and person is not None else team
-    if work.started_at is not None and source.cycle_days.size >= params.min_person_finished:
-        return source.cycle_days, max(0.0, _days(as_of - work.started_at))
-    return source.lead_days, max(0.0, _days(as_of - work.created_at))
+    if work.started_at is not None and source.cycle.events >= params.min_person_finished:
+        return source.cycle, max(0.0, _days(as_of - work.started_at))
+    return source.lead, max(0.0, _days(as_of - work.created_at))
 
 
-def _residual(dist: FloatArray, elapsed: FloatArray, u: FloatArray, alpha: float) -> FloatArray:
-    """Remaining days given `elapsed` already spent: the empirical distribution above
-    `elapsed`, drawn by inverse CDF at `u`; beyond the longest finished, a Lindy tail."""
-    n = dist.size
-    below = np.searchsorted(dist, elapsed, side="right") / n  # F(elapsed), per task
-    q = below[:, None] + u[None, :] * (1.0 - below[:, None])
-    positions = (np.arange(n) + 0.5) / n
-    value = np.interp(q, positions, dist) - elapsed[:, None]
-    tail = elapsed[:, None] * ((1.0 - u[None, :]) ** (-1.0 / alpha) - 1.0)
-    tail = np.maximum(tail, 1.0)
-    # Where fewer than one finished task took longer, only the tail speaks.
-    too_old = (1.0 - below) * n < 1.0
-    value = np.where(too_old[:, None] | (value < 0), tail, value)
+def _residual(dist: Survival, elapsed: FloatArray, u: FloatArray, alpha: float) -> FloatArray:
+    """Remaining days given `elapsed` already spent, drawn by inverting the conditional
+    survival S(x) / S(elapsed) at `u`; the mass left beyond the last finish follows a
+    Lindy (Pareto) tail from there: the longer open, the longer still to go."""
+    alive = dist.at(elapsed)  # S(elapsed), per task
+    target = alive[:, None] * (1.0 - u[None, :])
+    # The first event time whose survival falls to the target.
+    index = np.searchsorted(-dist.survival, -target, side="left")
+    in_range = index < dist.times.size
+    finish = np.where(in_range, dist.times[np.minimum(index, max(dist.times.size - 1, 0))], 0.0)
+    last = float(dist.times[-1]) if dist.times.size else 0.0
+    floor = float(dist.survival[-1]) if dist.survival.size else 1.0
+    start = np.maximum(elapsed, max(last, 1.0))[:, None]
+    share = np.clip(target / np.maximum(np.minimum(floor, alive), 1e-9)[:, None], 1e-3, 1.0)
+    tail = start * share ** (-1.0 / alpha)
+    value = np.where(in_range, finish, tail) - elapsed[:, None]
     return np.maximum(value, 0.0)
 
 
@@ -607,11 +692,16 @@ def _estimate_ratios(person: WorkStats | None, team: WorkStats, overall: WorkSta
 
 
 def _features(
-    tasks: Sequence[TaskAtMoment], as_of: datetime, p_sim: FloatArray, days_left: FloatArray
+    tasks: Sequence[TaskAtMoment],
+    as_of: datetime,
+    p_sim: FloatArray,
+    days_left: FloatArray,
+    p50_days: FloatArray,
 ) -> FloatArray:
     clipped = np.clip(p_sim, 0.01, 0.99)
     moves = np.array([t.deadline_moves for t in tasks], dtype=float)
     idle = np.array([_idle_days(t, as_of) for t in tasks])
+    age = np.array([max(0.0, _days(as_of - t.created_at)) for t in tasks])
     return np.column_stack(
         [
             np.ones(len(tasks)),
@@ -619,6 +709,8 @@ def _features(
             np.log1p(moves),
             np.log1p(idle / 7.0),
             np.log1p(np.maximum(days_left, 0.0) / 7.0),
+            np.log1p(age / 7.0),
+            np.log1p(np.maximum(p50_days, 0.0) / 7.0),
         ]
     )
 
