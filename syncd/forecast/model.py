@@ -634,10 +634,13 @@ def _residual(dist: Survival, elapsed: FloatArray, u: FloatArray, alpha: float) 
     finish = np.where(in_range, dist.times[np.minimum(index, max(dist.times.size - 1, 0))], 0.0)
     last = float(dist.times[-1]) if dist.times.size else 0.0
     floor = float(dist.survival[-1]) if dist.survival.size else 1.0
+    # Past the last finish (or older than all of it): P(T > x | T > start) = start / x.
     start = np.maximum(elapsed, max(last, 1.0))[:, None]
     share = np.clip(target / np.maximum(np.minimum(floor, alive), 1e-9)[:, None], 1e-3, 1.0)
+    older = (alive <= 1e-9) | (elapsed >= last)
+    share = np.where(older[:, None], np.clip(1.0 - u[None, :], 1e-3, 1.0), share)
     tail = start * share ** (-1.0 / alpha)
-    value = np.where(in_range, finish, tail) - elapsed[:, None]
+    value = np.where(in_range & ~older[:, None], finish, tail) - elapsed[:, None]
     return np.maximum(value, 0.0)
 
 
