@@ -30,7 +30,9 @@ AS_OF = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday
 RAW = ModelParams(calibration=Calibration(), threshold=0.5)
 
 
-def _finished(count: int, owner: str = "ana", days: float = 6.0, team: str = "T") -> list[FinishedWork]:
+def _finished(
+    count: int, owner: str = "ana", days: float = 6.0, team: str = "T"
+) -> list[FinishedWork]:
     """`count` tasks finished over the last weeks, each taking about `days`."""
     out = []
     for i in range(count):
@@ -122,7 +124,9 @@ def test_thin_team_history_is_not_assessed_and_says_why() -> None:
     thin = Evidence.from_finished(_finished(3), AS_OF)
     result = forecast(_task(), thin, AS_OF)
     assert not result.assessed and result.p_miss is None and result.p85 is None
-    assert result.not_assessed_reason is not None and "finished only 3" in result.not_assessed_reason
+    assert (
+        result.not_assessed_reason is not None and "finished only 3" in result.not_assessed_reason
+    )
 
 
 def test_evidence_ignores_work_finished_after_as_of() -> None:
