@@ -86,7 +86,8 @@ class Pair:
     as_of: datetime
     forecast: Forecast
     features: FloatArray
-    finish_days: FloatArray
+    p50_days: float  # simulated, before the calibration's stretch
+    p85_days: float
     driver: str
     missed: bool | None  # None: the data cannot tell
     excluded: bool  # final resolution says the work was not done
@@ -241,7 +242,8 @@ def _pairs_at(index: _Index, t: datetime, params: ModelParams, seed: int) -> lis
                 as_of=t,
                 forecast=forecast,
                 features=raw.features[row],
-                finish_days=raw.finish_days[row],
+                p50_days=float(raw.p50_days[row]),
+                p85_days=float(raw.p85_days[row]),
                 driver=raw.driver[row],
                 missed=_missed(finished_at, moment.deadline, history.latest),
                 excluded=(task.final_resolution or "").casefold() in EXCLUDED_RESOLUTIONS,
@@ -513,9 +515,7 @@ def _p85_spread(pairs: Sequence[Pair]) -> float:
     finish had finished by P85. Work never finished is left out: stretching P85 past the end
     of the data would hide it rather than forecast it."""
     ratios = [
-        (pair.finished_at - pair.as_of).total_seconds()
-        / 86400
-        / max(float(np.quantile(pair.finish_days, 0.85)), 1e-3)
+        (pair.finished_at - pair.as_of).total_seconds() / 86400 / max(pair.p85_days, 1e-3)
         for pair in pairs
         if pair.finished_at is not None
     ]
@@ -598,7 +598,8 @@ def _stored_draws(pairs: Sequence[Pair]) -> RawForecasts:
         assessed=np.array([p.forecast.assessed for p in pairs]),
         p_sim=np.zeros(len(pairs)),
         features=np.array([p.features for p in pairs]),
-        finish_days=np.array([p.finish_days for p in pairs]),
+        p50_days=np.array([p.p50_days for p in pairs]),
+        p85_days=np.array([p.p85_days for p in pairs]),
         driver=tuple(p.driver for p in pairs),
         not_assessed=tuple(p.forecast.not_assessed_reason for p in pairs),
     )

@@ -360,7 +360,8 @@ class RawForecasts:
     assessed: npt.NDArray[np.bool_]
     p_sim: FloatArray  # share of draws after the deadline
     features: FloatArray  # (n, len(FEATURES)): see `Calibration`
-    finish_days: FloatArray  # (n, samples), calendar days from as_of, sorted per row
+    p50_days: FloatArray  # simulated P50 finish, calendar days from as_of (before `spread`)
+    p85_days: FloatArray  # simulated P85 finish, likewise
     driver: tuple[str, ...]  # what sets the P85 draw: own / queue / estimate / blocker / subtask
     not_assessed: tuple[str | None, ...]
 
@@ -402,18 +403,25 @@ def from_simulation(
     """Calibrated forecasts from `simulate`'s draws (refitting a calibration needs no
     second simulation)."""
     cal = params.calibration
-    p = _sigmoid(raw.features @ np.array(cal.weights, dtype=float))
+    p = np.round(_sigmoid(raw.features @ np.array(cal.weights, dtype=float)), 4).tolist()
+    day = as_of.date()
+    # Whole days from as_of, the same for every task: a date, not a time, is forecast.
+    p50s = np.floor(_days(as_of - _midnight(as_of)) + raw.p50_days * cal.spread).tolist()
+    p85s = np.floor(_days(as_of - _midnight(as_of)) + raw.p85_days * cal.spread).tolist()
     out: list[Forecast] = []
     for i, task in enumerate(tasks):
         if not raw.assessed[i]:
             out.append(Forecast(task.key, False, None, None, None, (), raw.not_assessed[i]))
             continue
-        p50_days, p85_days = _quantile_days(raw.finish_days[i], cal.spread)
-        p50 = (as_of + timedelta(days=p50_days)).date()
-        p85 = (as_of + timedelta(days=p85_days)).date()
+        p50 = day + timedelta(days=int(p50s[i]))
+        p85 = day + timedelta(days=int(p85s[i]))
         reasons = _reasons(task, evidence, as_of, raw.driver[i], p85, params)
-        out.append(Forecast(task.key, True, float(round(p[i], 4)), p50, p85, reasons, None))
+        out.append(Forecast(task.key, True, float(p[i]), p50, p85, reasons, None))
     return out
+
+
+def _midnight(moment: datetime) -> datetime:
+    return datetime.combine(moment.date(), time(0), tzinfo=moment.tzinfo)
 
 
 def would_flag(
@@ -484,8 +492,7 @@ def simulate(
     """Draw each task's finish time; vectorised in chunks, common random numbers."""
     draws = _Draws.make(seed, params.samples)
     n = len(tasks)
-    finish = np.zeros((n, params.samples))
-    p_sim = np.zeros(n)
+    p50, p85, p_sim = np.zeros(n), np.zeros(n), np.zeros(n)
     features = np.zeros((n, len(FEATURES)))
     assessed = np.zeros(n, dtype=bool)
     drivers: list[str] = []
@@ -494,16 +501,17 @@ def simulate(
         chunk = tasks[start : start + _CHUNK]
         part = _simulate_chunk(chunk, evidence, as_of, draws, params)
         stop = start + len(chunk)
-        finish[start:stop], p_sim[start:stop], features[start:stop] = part[:3]
-        assessed[start:stop] = part[3]
-        drivers.extend(part[4])
-        not_assessed.extend(part[5])
+        p50[start:stop], p85[start:stop], p_sim[start:stop], features[start:stop] = part[:4]
+        assessed[start:stop] = part[4]
+        drivers.extend(part[5])
+        not_assessed.extend(part[6])
     return RawForecasts(
         keys=tuple(t.key for t in tasks),
         assessed=assessed,
         p_sim=p_sim,
         features=features,
-        finish_days=finish,
+        p50_days=p50,
+        p85_days=p85,
         driver=tuple(drivers),
         not_assessed=tuple(not_assessed),
     )
@@ -526,7 +534,13 @@ class _Draws:
 
 
 _Chunk = tuple[
-    FloatArray, FloatArray, FloatArray, npt.NDArray[np.bool_], list[str], list[str | None]
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    npt.NDArray[np.bool_],
+    list[str],
+    list[str | None],
 ]
 
 
@@ -539,12 +553,12 @@ def _simulate_chunk(
 ) -> _Chunk:
     n, s = len(tasks), params.samples
     own = np.zeros((n, s))
-    queue = np.zeros((n, s))
-    estimate = np.zeros((n, s))
-    blocker = np.zeros((n, s))
-    subtask = np.zeros((n, s))
     assessed = np.ones(n, dtype=bool)
     not_assessed: list[str | None] = [None] * n
+    queue_k = np.zeros(n)  # completions to wait for (0: no queue)
+    queue_rate = np.ones(n)  # tasks a day
+    # Rare evidence (estimates, blockers, subtasks): drawn per task, kept sparse.
+    extra: dict[str, dict[int, FloatArray]] = {"estimate": {}, "blocker": {}, "subtask": {}}
     # Group tasks by the distribution they draw from, so each group is one vector op.
     own_groups: dict[int, tuple[Survival, list[int], list[float]]] = {}
     for i, task in enumerate(tasks):
@@ -562,26 +576,50 @@ def _simulate_chunk(
         entry = own_groups.setdefault(id(dist), (dist, [], []))
         entry[1].append(i)
         entry[2].append(elapsed)
-        queue[i] = _queue_days(task, person, team, draws.queue_z, params)
-        estimate[i] = _estimate_days(task, person, team, evidence.overall, draws.estimate)
-        # Blockers and subtasks are few: one small draw each; the task waits for the latest.
-        blocker[i] = _latest_wait(task.blockers, as_of, evidence, team, draws.waits, params)
-        subtask[i] = _latest_wait(task.open_subtasks, as_of, evidence, team, draws.waits, params)
+        if task.owner is not None and task.ahead > 0:
+            queue_k[i] = task.ahead + 1
+            queue_rate[i] = _person_rate(person, team, params) / 7.0
+        if task.estimate_hours:
+            extra["estimate"][i] = _estimate_days(
+                task, person, team, evidence.overall, draws.estimate
+            )
+        # The task waits for the latest of its blockers, and of its subtasks.
+        for kind, items in (("blocker", task.blockers), ("subtask", task.open_subtasks)):
+            if items:
+                extra[kind][i] = _latest_wait(items, as_of, evidence, team, draws.waits, params)
     for dist, rows, spent in own_groups.values():
         own[rows] = _residual(dist, np.array(spent), draws.own, params.lindy_alpha)
-    stacked = np.stack([own, queue, estimate, blocker, subtask])
-    finish = stacked.max(axis=0)
-    pick = min(s - 1, math.ceil(0.85 * s) - 1)
-    order = np.argsort(finish, axis=1)
-    p85_sample = order[:, pick]
-    drivers_idx = stacked[:, np.arange(n), p85_sample].argmax(axis=0)
-    finish.sort(axis=1)
+    queue = _queue_days(queue_k, queue_rate, draws.queue_z)
+    finish = np.maximum(own, queue)
+    for by_row in extra.values():
+        for i, days in by_row.items():
+            np.maximum(finish[i], days, out=finish[i])
+    mid, high = s // 2, min(s - 1, math.ceil(0.85 * s) - 1)
+    p85_sample = np.argpartition(finish, high, axis=1)[:, high]
+    drivers = _drivers(own, queue, extra, p85_sample)
+    ordered = np.partition(finish, (mid, high), axis=1)
     days_left = np.array([_days(end_of_day(t.deadline) - as_of) for t in tasks])
     p_sim = (finish > days_left[:, None]).mean(axis=1)
-    features = _features(tasks, as_of, p_sim, days_left, finish[:, s // 2])
-    names = ("own", "queue", "estimate", "blocker", "subtask")
-    drivers = [names[int(d)] for d in drivers_idx]
-    return finish, p_sim, features, assessed, drivers, not_assessed
+    p50, p85 = ordered[:, mid], ordered[:, high]
+    features = _features(tasks, as_of, p_sim, days_left, p50)
+    return p50, p85, p_sim, features, assessed, drivers, not_assessed
+
+
+def _drivers(
+    own: FloatArray,
+    queue: FloatArray,
+    extra: Mapping[str, Mapping[int, FloatArray]],
+    sample: npt.NDArray[np.intp],
+) -> list[str]:
+    """Which part of the draw sets the P85 finish, per task."""
+    rows = np.arange(own.shape[0])
+    drivers = np.where(queue[rows, sample] > own[rows, sample], "queue", "own").tolist()
+    best = np.maximum(own[rows, sample], queue[rows, sample])
+    for kind, by_row in extra.items():
+        for i, days in by_row.items():
+            if days[sample[i]] > best[i]:
+                drivers[i], best[i] = kind, days[sample[i]]
+    return [str(d) for d in drivers]
 
 
 def _latest_wait(
@@ -655,20 +693,14 @@ def _person_rate(person: WorkStats | None, team: WorkStats, params: ModelParams)
     return count / (person.window_weeks + params.prior_weeks)
 
 
-def _queue_days(
-    task: TaskAtMoment,
-    person: WorkStats | None,
-    team: WorkStats,
-    z: FloatArray,
-    params: ModelParams,
-) -> FloatArray:
-    """Days until `ahead + 1` completions: a Gamma(k, 1/rate) waiting time (Wilson-Hilferty)."""
-    if task.owner is None or task.ahead == 0:
-        return np.zeros_like(z)
-    k = float(task.ahead + 1)
-    rate_per_day = _person_rate(person, team, params) / 7.0
-    cube = 1.0 - 1.0 / (9.0 * k) + z * math.sqrt(1.0 / (9.0 * k))
-    return np.maximum(k / rate_per_day * np.maximum(cube, 0.0) ** 3, 0.0)
+def _queue_days(k: FloatArray, rate_per_day: FloatArray, z: FloatArray) -> FloatArray:
+    """Days until `k` completions at `rate_per_day`: a Gamma(k, 1/rate) waiting time by the
+    Wilson-Hilferty approximation, per task (k = 0: no queue)."""
+    safe_k = np.maximum(k, 1.0)[:, None]
+    cube = 1.0 - 1.0 / (9.0 * safe_k) + z[None, :] * np.sqrt(1.0 / (9.0 * safe_k))
+    days = safe_k / rate_per_day[:, None] * np.maximum(cube, 0.0) ** 3
+    result: FloatArray = np.where(k[:, None] > 0, days, 0.0)
+    return result
 
 
 def _estimate_days(
@@ -723,11 +755,6 @@ def _features(
 def _idle_days(task: TaskAtMoment, as_of: datetime) -> float:
     last = task.last_activity or task.created_at
     return max(0.0, _days(as_of - last))
-
-
-def _quantile_days(row: FloatArray, spread: float) -> tuple[float, float]:
-    p50, p85 = np.quantile(row, [0.5, 0.85])
-    return float(p50) * spread, float(p85) * spread
 
 
 def _sigmoid(x: FloatArray) -> FloatArray:
@@ -801,8 +828,13 @@ def _driver_sentence(
     return f"it has been open {days:.0f} days and is not started"
 
 
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def _when(day: date) -> str:
-    return f"{day:%a} {day.day} {day:%b %Y}"
+    """'Wed 12 Mar 2025', whatever the locale (strftime's names follow it, and are slow)."""
+    return f"{_WEEKDAYS[day.weekday()]} {day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
 def _versus(finish: date, deadline: date) -> str:
