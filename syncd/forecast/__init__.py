@@ -16,6 +16,7 @@ from __future__ import annotations
 from syncd.forecast.model import (
     DEFAULT_PARAMS,
     Calibration,
+    DeadlineOutcome,
     Evidence,
     FinishedWork,
     Forecast,
@@ -39,6 +40,7 @@ from syncd.forecast.model import (
 __all__ = [
     "DEFAULT_PARAMS",
     "Calibration",
+    "DeadlineOutcome",
     "Evidence",
     "FinishedWork",
     "Forecast",

@@ -32,6 +32,7 @@ import numpy as np
 from syncd.forecast.model import (
     DEFAULT_PARAMS,
     Calibration,
+    DeadlineOutcome,
     Evidence,
     FinishedWork,
     FloatArray,
@@ -158,6 +159,34 @@ class _Index:
             for parent in set(task.parent.values):
                 if parent is not None:
                     self.children[parent].append(i)
+        self.outcomes = sorted(
+            (o for i in range(len(history.tasks)) for o in self._outcomes(i)),
+            key=lambda o: o.decided_at,
+        )
+        self.decided = [o.decided_at for o in self.outcomes]
+
+    def _outcomes(self, i: int) -> list[DeadlineOutcome]:
+        """Each deadline the task held that came to a decision while it was the deadline."""
+        task = self.history.tasks[i]
+        changes = {at for at, _ in task.due.changes_until(self.history.latest)}
+        changes |= {at for at, _ in task.fix_versions.changes_until(self.history.latest)}
+        starts = sorted({task.created_at} | {max(at, task.created_at) for at in changes})
+        out = []
+        for number, start in enumerate(starts):
+            deadline = _deadline(task, self.history, start)
+            if deadline is None or self.history.is_done(task.status.at(start)):
+                continue
+            ends = starts[number + 1] if number + 1 < len(starts) else None
+            closes = end_of_day(deadline[0])
+            done = self.first_done_after(i, start)
+            if done is not None and (ends is None or done < ends) and done <= closes:
+                out.append(DeadlineOutcome(task.key, task.team, deadline[0], done, False))
+            elif (ends is None or closes < ends) and (done is None or done > closes):
+                out.append(DeadlineOutcome(task.key, task.team, deadline[0], closes, True))
+        return out
+
+    def outcomes_by(self, moment: datetime) -> Sequence[DeadlineOutcome]:
+        return self.outcomes[: bisect_right(self.decided, moment)]
 
     def _entries(self, task: TaskTimeline) -> tuple[list[datetime], list[datetime]]:
         done: list[datetime] = []
@@ -223,7 +252,7 @@ def _pairs_at(index: _Index, t: datetime, params: ModelParams, seed: int) -> lis
             open_rows.append(i)
     deadlines = {i: _deadline(tasks[i], history, t) for i in open_rows}
     still_open = [_open_work(index, i, t, deadlines[i]) for i in open_rows]
-    evidence = Evidence.from_finished(finished, t, params, still_open)
+    evidence = Evidence.from_finished(finished, t, params, still_open, index.outcomes_by(t))
     ahead = _queue_positions(tasks, open_rows, deadlines, t)
     eligible = [i for i in open_rows if (d := deadlines[i]) is not None and d[0] >= t.date()]
     moments = [_task_at(index, i, t, deadlines[i], ahead.get(i, 0)) for i in eligible]

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from statistics import NormalDist
 from typing import Literal, TypeVar
@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_PARAMS",
     "FEATURES",
     "Calibration",
+    "DeadlineOutcome",
     "Evidence",
     "FinishedWork",
     "Forecast",
@@ -88,6 +89,7 @@ FEATURES = (
     "weeks_open",
     "simulated_p50_weeks",
     "in_progress",
+    "team_miss_logit",
 )
 _CHUNK = 4096  # tasks simulated at once: bounds memory at chunk x samples floats
 
@@ -139,6 +141,19 @@ class FinishedWork:
     finished_at: datetime
     estimate_hours: float | None = None
     logged_hours: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineOutcome:
+    """A deadline that came to a decision: met (done by the end of its day, while it was
+    still the deadline) or missed (its day ended with the work open). `decided_at` is when
+    that became known; a deadline that moved before either is no outcome."""
+
+    key: str
+    team: str | None
+    deadline: date
+    decided_at: datetime
+    missed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +261,14 @@ class Evidence:
     overall: WorkStats
     teams: Mapping[str, WorkStats]
     people: Mapping[str, WorkStats]
+    # (met, missed) deadlines decided in the record window, per team and overall.
+    records: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    overall_record: tuple[int, int] = (0, 0)
+
+    def record(self, team: str | None) -> tuple[int, int]:
+        if team is not None and team in self.records:
+            return self.records[team]
+        return self.overall_record
 
     @classmethod
     def from_finished(
@@ -254,10 +277,13 @@ class Evidence:
         as_of: datetime,
         params: ModelParams | None = None,
         still_open: Iterable[OpenWork] = (),
+        outcomes: Iterable[DeadlineOutcome] = (),
     ) -> Evidence:
-        """Evidence from work finished at or before `as_of` (later work is ignored) and the
-        work still open at `as_of` (created at or before it)."""
+        """Evidence from work finished at or before `as_of` (later work is ignored), the
+        work still open at `as_of` (created at or before it) and the deadlines decided at or
+        before `as_of`."""
         params = params or DEFAULT_PARAMS
+        records, overall_record = _records(outcomes, as_of, params.record_days)
         history_since = as_of - timedelta(days=params.history_days)
         known = [w for w in finished if history_since < w.finished_at <= as_of]
         open_now = [o for o in still_open if o.created_at <= as_of]
@@ -283,7 +309,26 @@ class Evidence:
             overall=WorkStats.of(known, open_now, as_of, window),
             teams={team: stats("team", team) for team in done_by["team"]},
             people={person: stats("person", person) for person in done_by["person"]},
+            records=records,
+            overall_record=overall_record,
         )
+
+
+def _records(
+    outcomes: Iterable[DeadlineOutcome], as_of: datetime, window_days: float
+) -> tuple[dict[str, tuple[int, int]], tuple[int, int]]:
+    since = as_of - timedelta(days=window_days)
+    latest: dict[tuple[str, date], DeadlineOutcome] = {}
+    for outcome in outcomes:
+        if since < outcome.decided_at <= as_of:
+            latest[(outcome.key, outcome.deadline)] = outcome
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    overall = [0, 0]
+    for outcome in latest.values():
+        overall[outcome.missed] += 1
+        if outcome.team is not None:
+            counts[outcome.team][outcome.missed] += 1
+    return {team: (c[0], c[1]) for team, c in counts.items()}, (overall[0], overall[1])
 
 
 def _file(
@@ -308,7 +353,7 @@ class Calibration:
     (1.0: as simulated). The default weights take the simulation as it is.
     """
 
-    weights: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    weights: tuple[float, ...] = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     spread: float = 1.0
 
 
@@ -316,7 +361,8 @@ class Calibration:
 # origins before the cut only (see benchmarks/RESULTS.md); the figures reported there come
 # from origins after it.
 FITTED_CALIBRATION = Calibration(
-    weights=(-0.7582, 0.0648, -0.0195, 0.591, 0.1111, 0.242, -0.1182, -1.4337), spread=0.292
+    weights=(-0.6225, 0.0586, -0.0009, 0.5977, 0.0951, 0.2489, -0.1136, -1.4668, 0.061),
+    spread=0.292,
 )
 FITTED_THRESHOLD = 0.72
 
@@ -326,6 +372,7 @@ class ModelParams:
     samples: int = 256
     history_days: float = 730.0  # finished work older than this is not evidence
     throughput_days: float = 84.0  # weekly throughput over the last 12 weeks
+    record_days: float = 182.0  # the team's deadline record over the last 26 weeks
     min_team_finished: int = 8  # fewer finished tasks in the team's history: not assessed
     min_person_finished: int = 20  # fewer: the person's figures borrow the team's
     prior_weeks: float = 4.0  # shrinks a person's throughput toward the team's per-person rate
@@ -601,7 +648,7 @@ def _simulate_chunk(
     days_left = np.array([_days(end_of_day(t.deadline) - as_of) for t in tasks])
     p_sim = (finish > days_left[:, None]).mean(axis=1)
     p50, p85 = ordered[:, mid], ordered[:, high]
-    features = _features(tasks, as_of, p_sim, days_left, p50)
+    features = _features(tasks, evidence, as_of, p_sim, days_left, p50)
     return p50, p85, p_sim, features, assessed, drivers, not_assessed
 
 
@@ -729,6 +776,7 @@ def _estimate_ratios(person: WorkStats | None, team: WorkStats, overall: WorkSta
 
 def _features(
     tasks: Sequence[TaskAtMoment],
+    evidence: Evidence,
     as_of: datetime,
     p_sim: FloatArray,
     days_left: FloatArray,
@@ -748,8 +796,14 @@ def _features(
             np.log1p(age / 7.0),
             np.log1p(np.maximum(p50_days, 0.0) / 7.0),
             np.array([1.0 if t.status == "in_progress" else 0.0 for t in tasks]),
+            np.array([_miss_logit(evidence.record(t.team)) for t in tasks]),
         ]
     )
+
+
+def _miss_logit(record: tuple[int, int]) -> float:
+    met, missed = record
+    return math.log((missed + 1) / (met + 1))
 
 
 def _idle_days(task: TaskAtMoment, as_of: datetime) -> float:

@@ -239,3 +239,13 @@ def test_the_cli_table_and_its_usage_errors(tmp_path: Path) -> None:
         app, ["forecast", "backtest", "--jira-export", str(gz), "--format", "json"]
     )
     assert plain.exit_code == 0 and json.loads(plain.stdout)["metrics"]["eligible"] > 50
+
+
+def test_the_teams_deadline_record_holds_only_deadlines_decided_by_then(
+    hand_made: list[dict[str, Any]],
+) -> None:
+    pairs = _pairs(hand_made)
+    # P-5 met its 20 Mar deadline on 5 Mar (reopened later: still met then).
+    assert pairs[("P-1", date(2020, 3, 9))].evidence.record("P") == (1, 0)
+    # P-3's 13 Mar deadline passed open; P-1's 20 Mar moved before it came: no outcome.
+    assert pairs[("P-1", date(2020, 3, 16))].evidence.record("P") == (1, 1)
