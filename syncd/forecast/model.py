@@ -840,13 +840,21 @@ def _reasons(
     team = _team_stats(task.team, evidence)
     person = evidence.people.get(task.owner) if task.owner else None
     lead = _driver_sentence(task, driver, person, team, as_of, params)
-    reasons = [f"{lead}; P85 finish is {_when(p85)}, {_versus(p85, task.deadline)}"]
+    if working_days_between(task.deadline, p85) > 260:
+        # Work this old and quiet often never finishes: a date years out reads as noise.
+        finish = "P85 finish is more than a year after the deadline"
+    else:
+        finish = f"P85 finish is {_when(p85)}, {_versus(p85, task.deadline)}"
+    reasons = [f"{lead}; {finish}"]
     if task.deadline_moves:
         times = "once" if task.deadline_moves == 1 else f"{task.deadline_moves} times"
         reasons.append(f"its deadline has already moved {times}")
     idle = _idle_days(task, as_of)
     if idle >= 14:
         reasons.append(f"no activity for {idle:.0f} days")
+    met, missed = evidence.record(task.team)
+    if met + missed >= 5 and missed >= met:
+        reasons.append(f"the team missed {missed} of its last {met + missed} deadlines")
     if task.open_subtasks and driver != "subtask":
         reasons.append(f"{len(task.open_subtasks)} subtask(s) still open")
     return tuple(reasons)
