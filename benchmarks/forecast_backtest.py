@@ -1,7 +1,7 @@
 """Deadline-risk backtest of a whole Jira export, against the issue's aims and four baselines.
 
     python benchmarks/forecast_backtest.py [--jira-export FILE] [--cut 2012-01-02] [--fit]
-                                           [--simulate 100000]
+                                           [--purge] [--simulate 100000]
 
 Replays every Monday of the export (issue 12, item 5). With `--cut`, parameters (when
 `--fit`: calibration, P85 stretch, the default threshold) and the baselines' probability
@@ -49,18 +49,24 @@ def main() -> None:
     parser.add_argument("--jira-export", type=Path, default=DEFAULT_EXPORT)
     parser.add_argument("--cut", type=date.fromisoformat, default=date(2012, 1, 2))
     parser.add_argument("--fit", action="store_true")
+    parser.add_argument(
+        "--purge",
+        action="store_true",
+        help="fit only on pairs whose outcome was decided before the cut",
+    )
     parser.add_argument("--simulate", type=int, default=0)
     args = parser.parse_args()
 
     started = time.perf_counter()
     history = history_from_issues(read_export(args.jira_export))
     loaded = time.perf_counter() - started
-    result = run_backtest(history, cut=args.cut, fit=args.fit)
+    result = run_backtest(history, cut=args.cut, fit=args.fit, purge=args.purge)
     total = time.perf_counter() - started
     metrics = result.metrics
     print(f"export {args.jira_export.name}: {len(history.tasks)} issues, read in {loaded:.1f} s")
     print(
-        f"cut {args.cut} (parameters {'fitted' if args.fit else 'shipped'}); after it: "
+        f"cut {args.cut} (parameters {'fitted' if args.fit else 'shipped'}"
+        f"{', purged' if args.purge else ''}); after it: "
         f"{metrics['origins']} Mondays, {metrics['eligible']} eligible pairs, "
         f"{metrics['assessed']} assessed ({metrics['assessed'] / max(metrics['eligible'], 1):.1%}), "
         f"{metrics['scored']} scored, missed share {metrics['base_rate']}"

@@ -563,6 +563,7 @@ def run_backtest(
     end: date | None = None,
     cut: date | None = None,
     fit: bool = False,
+    purge: bool = False,
     params: ModelParams = DEFAULT_PARAMS,
     seed: int = 0,
     progress: Progress | None = None,
@@ -574,7 +575,11 @@ def run_backtest(
     origins = default_origins(history, start, end)
     pairs = replay(history, origins, params=params, seed=seed, progress=progress)
     cut_at = _midnight(cut) if cut is not None else None
-    train = [p for p in pairs if cut_at is None or p.as_of < cut_at]
+    # The contract: fit on origins before the cut. `purge` keeps only the pairs whose outcome
+    # was also decided by the cut (no label from after it; biased toward early decisions).
+    train = [
+        p for p in pairs if cut_at is None or (_known_by(p, cut_at) if purge else p.as_of < cut_at)
+    ]
     test = [p for p in pairs if cut_at is None or p.as_of >= cut_at]
     if fit:
         params = fit_params(train, params)
@@ -595,6 +600,7 @@ def run_backtest(
             "threshold": params.threshold,
             "cut": cut.isoformat() if cut else None,
             "fitted": fit,
+            "purged": purge,
             "calibration": {
                 "weights": list(params.calibration.weights),
                 "spread": params.calibration.spread,
@@ -606,6 +612,13 @@ def run_backtest(
     return BacktestResult(
         pairs=pairs, params=params, metrics=metrics, baselines=baselines, cut=cut_at
     )
+
+
+def _known_by(pair: Pair, moment: datetime) -> bool:
+    decided = end_of_day(pair.task.deadline)
+    if pair.finished_at is not None:
+        decided = min(decided, pair.finished_at)
+    return pair.as_of < moment and decided <= moment
 
 
 def _refresh(pairs: Sequence[Pair], params: ModelParams) -> None:
