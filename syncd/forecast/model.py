@@ -8,9 +8,10 @@ caller (the ledger, the backtest) builds, as of a moment `as_of`:
   priority rank, estimate and logged hours, its open blockers and subtasks as
   `OpenItem`s, how often its deadline moved, its last activity, and `ahead`: the
   owner's open work ahead of it, see `count_ahead`);
-- one `Evidence` from the work finished before `as_of` and the work still open then
-  (`Evidence.from_finished` drops anything finished later, so a caller cannot peek by
-  mistake).
+- one `Evidence` (`Evidence.from_finished(finished, as_of, params, still_open,
+  outcomes)`) from the work finished before `as_of` (`FinishedWork`), the work still
+  open then (`OpenWork`) and the team's deadlines decided by then (`DeadlineOutcome`);
+  anything dated after `as_of` is dropped, so a caller cannot peek by mistake.
 
 `forecast(task, evidence, as_of, seed=...)` -> `Forecast(p_miss, p50, p85, reasons,
 assessed, not_assessed_reason)`; `forecast_many` does the same for a batch, vectorised
@@ -29,9 +30,15 @@ latest of:
   estimate on finished work, as in Evidence-Based Scheduling), at 6 hours a working day;
 - each open blocker's and subtask's own remaining time, drawn the same way.
 P(miss) is the share of draws after the end of the deadline day, then calibrated by a
-small logistic layer (`Calibration`) that also weighs slips already seen, days without
-activity and the time left; P50 / P85 are the draws' quantiles, stretched by
-`Calibration.spread` so that P85 covers about 85% of outcomes.
+small logistic layer (`Calibration`, features in `FEATURES`) that also weighs slips
+already seen, time without activity, time open, time left, whether work has started and
+the team's recent deadline record; P50 / P85 are the draws' quantiles, stretched by
+`Calibration.spread` so that P85 covers about 85% of the work that finishes. The shipped
+calibration and default threshold (`FITTED_CALIBRATION`, `FITTED_THRESHOLD`) were fitted
+by `syncd forecast backtest --fit` on origins before a cut (benchmarks/RESULTS.md).
+
+`would_flag(forecast, deadline, as_of, threshold=, min_lead=, horizon=)` is the
+`deadline_risk` rule's test. Cost: about 70 us a task in `forecast_many` (256 draws).
 """
 
 from __future__ import annotations
