@@ -249,3 +249,46 @@ def test_the_teams_deadline_record_holds_only_deadlines_decided_by_then(
     assert pairs[("P-1", date(2020, 3, 9))].evidence.record("P") == (1, 0)
     # P-3's 13 Mar deadline passed open; P-1's 20 Mar moved before it came: no outcome.
     assert pairs[("P-1", date(2020, 3, 16))].evidence.record("P") == (1, 1)
+
+
+def test_fix_versions_and_blocking_links_roll_back_through_the_changelog() -> None:
+    blocked = issue(
+        "P-7",
+        at("2020-01-01"),
+        versions=[{"id": "20", "name": "2.0", "releaseDate": "2020-05-01"}],
+        histories=[
+            (at("2020-02-01"), [_version_item("20", "2.0")]),
+            (
+                at("2020-03-01"),
+                [
+                    {
+                        "field": "Link",
+                        "from": None,
+                        "fromString": None,
+                        "to": "P-8",
+                        "toString": "This issue depends on P-8",
+                    }
+                ],
+            ),
+        ],
+    )
+    blocked["fields"]["issuelinks"] = [
+        {
+            "type": {"name": "Dependency", "inward": "required by", "outward": "depends on"},
+            "outwardIssue": {"key": "P-8"},
+        },
+        {
+            "type": {"name": "Related", "inward": "relates to", "outward": "relates to"},
+            "outwardIssue": {"key": "P-9"},
+        },
+    ]
+    history = history_from_issues([blocked, issue("P-8", at("2020-01-05"))])
+    task = history.tasks[0]
+    assert task.fix_versions.at(at("2020-01-31")) == frozenset()
+    assert task.fix_versions.at(at("2020-02-01")) == {"20"}
+    assert history.version_dates["20"] == date(2020, 5, 1)
+    assert task.blocked_by.at(at("2020-02-29")) == frozenset()
+    assert task.blocked_by.at(at("2020-03-02")) == {"P-8"}  # related links do not block
+    pairs = replay(history, default_origins(history, date(2020, 3, 2), date(2020, 3, 2)))
+    (pair,) = [p for p in pairs if p.task.key == "P-7"]
+    assert [b.key for b in pair.task.blockers] == ["P-8"] and pair.task.status == "blocked"
