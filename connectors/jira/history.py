@@ -222,14 +222,24 @@ def _all_stamps(issue: Mapping[str, Any]) -> Iterator[datetime]:
 
 
 def _status_categories(issues: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Status name (casefolded) -> category key, wherever the export shows one."""
+    """Status name (casefolded) -> category key, wherever the export shows one: the issue's
+    own status and those of the linked issues, subtasks and parent it embeds."""
     found: dict[str, str] = {}
     for issue in issues:
-        status = issue["fields"].get("status")
-        if isinstance(status, Mapping) and isinstance(status.get("name"), str):
-            category = status.get("statusCategory")
-            if isinstance(category, Mapping) and isinstance(category.get("key"), str):
-                found.setdefault(status["name"].casefold(), category["key"])
+        fields = issue["fields"]
+        embedded = [fields.get("parent"), *(fields.get("subtasks") or [])]
+        for link in fields.get("issuelinks") or []:
+            embedded += [link.get("inwardIssue"), link.get("outwardIssue")]
+        statuses = [fields.get("status")] + [
+            (other.get("fields") or {}).get("status")
+            for other in embedded
+            if isinstance(other, Mapping)
+        ]
+        for status in statuses:
+            if isinstance(status, Mapping) and isinstance(status.get("name"), str):
+                category = status.get("statusCategory")
+                if isinstance(category, Mapping) and isinstance(category.get("key"), str):
+                    found.setdefault(status["name"].casefold(), category["key"])
     return found
 
 

@@ -292,3 +292,19 @@ def test_fix_versions_and_blocking_links_roll_back_through_the_changelog() -> No
     pairs = replay(history, default_origins(history, date(2020, 3, 2), date(2020, 3, 2)))
     (pair,) = [p for p in pairs if p.task.key == "P-7"]
     assert [b.key for b in pair.task.blockers] == ["P-8"] and pair.task.status == "blocked"
+
+
+def test_done_statuses_come_from_categories_anywhere_in_the_export() -> None:
+    linking = issue("P-1", at("2020-01-01"), status="Open")
+    linking["fields"]["issuelinks"] = [
+        {
+            "type": {"name": "Related", "inward": "relates to", "outward": "relates to"},
+            "outwardIssue": {
+                "key": "X-1",
+                "fields": {"status": {"name": "Shipped", "statusCategory": {"key": "done"}}},
+            },
+        }
+    ]
+    history = history_from_issues([linking])
+    assert history.is_done("Shipped") and history.is_done("resolved") and history.is_done("Closed")
+    assert not history.is_done("Open")
