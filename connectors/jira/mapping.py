@@ -30,6 +30,7 @@ __all__ = [
     "MappingError",
     "adf_to_text",
     "map_issue",
+    "stock_status_kind",
     "wiki_to_text",
 ]
 
@@ -55,6 +56,13 @@ _CANCELLING_RESOLUTIONS = frozenset({"won't do", "won't fix", "duplicate", "canc
 _BLOCKING_INWARD = frozenset({"is blocked by", "depends on"})
 _RELATED_LINK_TYPES = frozenset({"relates", "duplicate", "cloners"})
 _SECONDS_PER_HOUR = 3600.0
+
+
+def stock_status_kind(name: str) -> str | None:
+    """The status category ("new", "indeterminate", "done") of a stock workflow status name,
+    for payloads (and changelog items) that carry no category."""
+    status = _STOCK_STATUS.get(name.casefold())
+    return {value: key for key, value in _CATEGORY_STATUS.items()}.get(status) if status else None
 
 
 def map_issue(
