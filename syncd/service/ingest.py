@@ -179,11 +179,11 @@ class WebhookIngest:
                 if not claimed:
                     return None
                 result = self._process(session, settings, claimed, now)
-        except Exception:
+        except Exception as error:
             if len(claimed) == 0:
                 raise  # the claim itself failed: nothing to isolate
-            log.exception("webhook batch failed; retrying its deliveries one by one",
-                          deliveries=len(claimed))  # fmt: skip
+            log.warning("webhook batch failed; retrying its deliveries one by one",
+                        deliveries=len(claimed), error=repr(error))  # fmt: skip
             result = self._one_by_one(settings, claimed, now)
         self._after_commit(result)
         return result
