@@ -246,25 +246,30 @@ class Connections:
         return future
 
     async def _worker(self) -> None:
-        reader: asyncio.StreamReader | None = None
-        writer: asyncio.StreamWriter | None = None
+        streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         while True:
             path, body, headers, future = await self.queue.get()
-            try:
-                if writer is None or reader is None:
-                    reader, writer = await asyncio.open_connection(self.host, self.port)
-                head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-                writer.write(
-                    f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{head}"
-                    f"Content-Length: {len(body)}\r\n\r\n".encode() + body
-                )
-                future.set_result(await _read_answer(reader))
-            except (OSError, asyncio.IncompleteReadError, ValueError):
-                if writer is not None:
-                    writer.close()
-                reader = writer = None
-                if not future.done():
-                    future.set_result(-1)
+            head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            request = (
+                f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{head}"
+                f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            )
+            # A kept-alive connection the server has closed meanwhile (uvicorn drops idle
+            # ones after 5 s) fails on first use: reconnect and send once more.
+            for fresh in (streams is None, True):
+                try:
+                    if streams is None:
+                        streams = await asyncio.open_connection(self.host, self.port)
+                    streams[1].write(request)
+                    future.set_result(await _read_answer(streams[0]))
+                    break
+                except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+                    if streams is not None:
+                        streams[1].close()
+                    streams = None
+                    if fresh:
+                        future.set_result(-1)
+                        break
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> int:
