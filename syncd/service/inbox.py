@@ -76,14 +76,15 @@ def store(ledger: Ledger, deliveries: Sequence[Incoming], now: datetime) -> set[
         for d in unique.values()
     ]  # fmt: skip
     insert = postgresql.insert if ledger.engine.dialect.name == "postgresql" else sqlite.insert
+    # One statement, executed for many rows (compiled once, cached): SQLAlchemy batches
+    # the rows into multi-row INSERTs and returns the rows that were really inserted.
     statement = (
         insert(WebhookDelivery)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["source", "delivery_id"])
         .returning(WebhookDelivery.source, WebhookDelivery.delivery_id)
     )
     with ledger.engine.begin() as connection:
-        return {(row.source, row.delivery_id) for row in connection.execute(statement)}
+        return {(row.source, row.delivery_id) for row in connection.execute(statement, rows)}
 
 
 def is_stored(ledger: Ledger, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
