@@ -574,7 +574,7 @@ def test_a_webhook_payload_reaches_the_ledger_and_the_rules_without_a_poll(
                 ),
             )
             requests = sandbox.request_log.count("github")
-            assert service.accept("gh", "issues", body) == "queued"
+            assert service.store("gh", "issues", "d-renew", body).result() == "stored"
             batch = service.ingest.drain()
             assert batch.sources["gh"].updated == 1 and not batch.polls
             row = ledger.task_by_key("acme/infra#2", "gh")
@@ -606,12 +606,12 @@ def test_an_older_delivery_does_not_overwrite_a_newer_state(tmp_path: Path) -> N
                 return json.dumps(payload).encode()
 
             first, second, third = delivery("First", 1), delivery("Second", 2), delivery("Third", 3)
-            service.accept("gh", "issues", second)
+            service.store("gh", "issues", "d-second", second).result()
             assert service.ingest.drain().sources["gh"].updated == 1
-            service.accept("gh", "issues", first)  # arrives late
+            service.store("gh", "issues", "d-first", first).result()  # arrives late
             assert service.ingest.drain().sources["gh"].stale == 1
-            for body in (third, first):  # out of order inside one batch
-                service.accept("gh", "issues", body)
+            for name, body in (("d-third", third), ("d-first-again", first)):  # one batch
+                service.store("gh", "issues", name, body).result()
             service.ingest.drain()
             row = ledger.task_by_key("acme/infra#3", "gh")
             assert row is not None and row.title == "Third"

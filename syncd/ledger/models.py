@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -293,3 +294,32 @@ class OutboxItem(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """A verified webhook delivery, stored before it is answered 2xx, then processed from here.
+
+    `(source, delivery_id)` is unique: the sender's own id for the delivery (GitHub's
+    `X-GitHub-Delivery`, Slack's `event_id`, Jira's `X-Atlassian-Webhook-Identifier`,
+    else a hash of the body), so a redelivery, also to another replica, is stored once.
+    `state` is `pending` until processed (`done`), or `failed` after too many attempts;
+    processed rows are pruned after a retention period.
+    """
+
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        UniqueConstraint("source", "delivery_id", name="uq_webhook_inbox_source_delivery_id"),
+        Index("ix_webhook_inbox_state_id", "state", "id"),
+        Index("ix_webhook_inbox_processed_at", "processed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(100))
+    delivery_id: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(100))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(10), default="pending")
+    processed_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)

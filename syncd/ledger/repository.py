@@ -132,21 +132,41 @@ class Ledger:
         one, never replaces a newer state. Equal stamps are applied (the source's
         clock has second precision, so two edits in one second look alike).
         """
+        with self.sessions.begin() as session:
+            return self.ingest_page_in(
+                session, source, tasks, now=now, stream=stream, cursor=cursor,
+                quarantined=quarantined, activity=activity, newer_only=newer_only,
+            )  # fmt: skip
+
+    def ingest_page_in(
+        self,
+        session: Session,
+        source: str,
+        tasks: Sequence[Task],
+        *,
+        now: datetime,
+        stream: str = "default",
+        cursor: dict[str, Any] | None = None,
+        quarantined: Sequence[QuarantinedItem] = (),
+        activity: Sequence[Activity] = (),
+        newer_only: bool = False,
+    ) -> IngestResult:
+        """`ingest_page` inside the caller's transaction (which commits it with its own rows,
+        e.g. the webhook inbox marking the deliveries it came from as processed)."""
         result = IngestResult(quarantined=len(quarantined))
         unique = {task.external_id: task for task in tasks if task.source == source}
         if len(unique) != len({t.external_id for t in tasks}):
             raise ValueError(f"every task of this page must belong to source {source!r}")
-        with self.sessions.begin() as session:
-            for batch in _batches(list(unique.values()), BATCH_SIZE):
-                result.add(self._ingest_batch(session, source, batch, now, newer_only))
-            if quarantined:
-                session.add_all(_quarantine_rows(source, stream, quarantined, now))
-            if activity:
-                touched = self._record_activity(session, activity, now)
-                result.linked = len(touched)
-                result.changed_task_ids.extend(touched)
-            if cursor is not None:
-                self._save_cursor(session, source, stream, cursor, now)
+        for batch in _batches(list(unique.values()), BATCH_SIZE):
+            result.add(self._ingest_batch(session, source, batch, now, newer_only))
+        if quarantined:
+            session.add_all(_quarantine_rows(source, stream, quarantined, now))
+        if activity:
+            touched = self._record_activity(session, activity, now)
+            result.linked = len(touched)
+            result.changed_task_ids.extend(touched)
+        if cursor is not None:
+            self._save_cursor(session, source, stream, cursor, now)
         return result
 
     def _ingest_batch(

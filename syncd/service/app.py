@@ -1,8 +1,10 @@
 """The service's HTTP face: `POST /webhooks/<source>`, `/healthz` and `/metrics`.
 
-The app never touches the ledger: a verified, relevant webhook is handed to the
-backend (which queues it for direct ingest or marks its source due for a poll)
-and answered at once.
+A verified, relevant webhook is handed to the backend, which commits it to the
+ledger's webhook inbox (grouped with whatever else arrived meanwhile); only then
+is it answered 200. A delivery that cannot be stored is answered 503 so that the
+sender retries; a redelivery of a stored one (same delivery id) is answered 200
+and stored once. Nothing blocks the event loop: the handler awaits the commit.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from starlette.routing import Route
 
 from syncd.logs import get_logger
 from syncd.service import verify
+from syncd.service.inbox import STORED, InboxUnavailable
 from syncd.service.metrics import CONTENT_TYPE_LATEST
 
 MAX_BODY = 1 << 20  # 1 MiB: far above any real webhook, small enough to refuse floods cheaply
+STORE_RETRY_AFTER = 5  # seconds, in a 503's Retry-After
 
 log = get_logger("syncd.service.webhooks")
 
@@ -29,8 +33,11 @@ class Backend(Protocol):
     def webhook_secret(self, source: str) -> tuple[str, str] | None:
         """(kind, secret) when `source` accepts webhooks, else None."""
 
-    def accept(self, source: str, event: str, body: bytes) -> str:
-        """Take a verified, relevant delivery; returns what became of it (for the log)."""
+    async def accept(self, source: str, event: str, delivery_id: str, body: bytes) -> str:
+        """Store a verified, relevant delivery; returns what became of it (for the log).
+
+        Raises `InboxUnavailable` when it cannot be stored.
+        """
 
     def now_timestamp(self) -> float: ...
 
@@ -60,10 +67,22 @@ def create_app(backend: Backend) -> Starlette:
             backend.count_webhook(name, "rejected")
             log.warning("webhook rejected", source=name, reason=str(rejected))
             return _error(401, str(rejected))
-        handling = backend.accept(name, verdict.event, body) if verdict.relevant else "ignored"
-        backend.count_webhook(name, "accepted" if verdict.relevant else "ignored")
-        log.info("webhook", source=name, webhook_event=verdict.event, handling=handling)
-        return JSONResponse(verdict.reply or {"ok": True})
+        if not verdict.relevant:
+            backend.count_webhook(name, "ignored")
+            log.info("webhook", source=name, webhook_event=verdict.event, handling="ignored")
+            return JSONResponse(verdict.reply or {"ok": True})
+        try:
+            handling = await backend.accept(name, verdict.event, verdict.delivery_id, body)
+        except InboxUnavailable as unavailable:
+            backend.count_webhook(name, "unavailable")
+            log.warning("webhook not stored; answered 503", source=name,
+                        delivery=verdict.delivery_id, reason=str(unavailable))  # fmt: skip
+            return _error(503, f"cannot store the delivery now: {unavailable}",
+                          retry_after=STORE_RETRY_AFTER)  # fmt: skip
+        backend.count_webhook(name, "accepted" if handling == STORED else handling)
+        log.info("webhook", source=name, webhook_event=verdict.event,
+                 delivery=verdict.delivery_id, handling=handling)  # fmt: skip
+        return JSONResponse({"ok": True})
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse(backend.health())
@@ -113,5 +132,6 @@ async def _bounded_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
+def _error(status: int, message: str, *, retry_after: int | None = None) -> JSONResponse:
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return JSONResponse({"error": message}, status_code=status, headers=headers)

@@ -8,15 +8,20 @@ only set flags and wake it. Webhooks whose payload carries the whole item are
 ingested by the webhook worker (`syncd.service.ingest`), which also re-evaluates
 the tasks they changed and then asks the loop for a follow-up pass (coalesced:
 at most one per `webhook_poll_spacing`); other webhooks mark their source due.
+Every verified delivery is stored in the ledger's webhook inbox before it is
+answered (`syncd.service.inbox`) and processed from there; at start the stored
+backlog is processed before the first poll.
 Evaluation is serialized between the two threads (and, on PostgreSQL, across
 replicas by an advisory lock, which also keeps replicas off each other's polls).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,7 +45,8 @@ from syncd.rules.engine import (
 )
 from syncd.service import alerts
 from syncd.service.health import Health
-from syncd.service.ingest import BatchResult, Delivery, WebhookIngest
+from syncd.service.inbox import GroupCommit, InboxUnavailable, Incoming
+from syncd.service.ingest import BatchResult, WebhookIngest
 from syncd.service.locks import NoLocks, SourceLocks
 from syncd.service.metrics import Metrics
 from syncd.service.schedule import Scheduler
@@ -55,6 +61,8 @@ MAX_SLEEP = timedelta(seconds=30)
 CYCLE_RETRY = timedelta(seconds=10)
 
 RULES_LOCK = "rules"
+# A delivery not stored within this long is answered 503 (GitHub gives up after 10 s).
+STORE_TIMEOUT = 5.0
 
 log = get_logger("syncd.service")
 
@@ -108,6 +116,7 @@ class Service:
             ledger, clock, lambda: self.settings,
             on_poll=self.poke, on_ingested=self._after_webhooks,
         )  # fmt: skip
+        self.inbox = GroupCommit(ledger, clock, on_stored=self.ingest.notify)
 
     # --- what the web app and the signal handlers call (any thread) -------------------
 
@@ -120,16 +129,21 @@ class Service:
             return None
         return settings.kind, secret.get_secret_value()
 
-    def accept(self, source: str, event: str, body: bytes) -> str:
-        """A verified, relevant delivery: ingest it directly where the payload allows."""
-        if not self.ingest.accepts(source):
-            self.poke(source)
-            return "poll"
-        if self.ingest.submit(Delivery(source, event, body)):
-            return "queued"
-        log.warning("webhook queue full; polling instead", source=source)
-        self.poke(source)
-        return "poll"
+    async def accept(self, source: str, event: str, delivery_id: str, body: bytes) -> str:
+        """Store a verified, relevant delivery; returns once it is committed.
+
+        "stored" or "duplicate" (a redelivery: stored before, answered 2xx again);
+        raises `InboxUnavailable` when it could not be stored (answered 503).
+        """
+        stored = self.store(source, event, delivery_id, body)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(stored), STORE_TIMEOUT)
+        except TimeoutError:
+            raise InboxUnavailable(f"not stored within {STORE_TIMEOUT:g} s") from None
+
+    def store(self, source: str, event: str, delivery_id: str, body: bytes) -> Future[str]:
+        """Hand a delivery to the inbox's group commit (any thread)."""
+        return self.inbox.submit(Incoming(source, delivery_id, event, body))
 
     def poke(self, source: str) -> None:
         if self.scheduler.poke(source, self.clock.now()):
@@ -161,6 +175,10 @@ class Service:
 
     def run(self) -> None:
         log.info("service loop started", sources=list(self.settings.sources))
+        try:
+            self.ingest.backlog()  # what was stored before a crash or a stop comes first
+        except Exception:  # the ledger is unreachable: the worker retries with backoff
+            log.exception("the stored webhook backlog could not be processed yet")
         self.ingest.start()
         try:
             while not self.stopping.is_set():

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SLACK_WINDOW_SECONDS = 300
+MAX_DELIVERY_ID = 200  # the inbox column's width
 
 # Events that can change a work item; anything else is acknowledged and ignored.
 GITHUB_EVENTS = frozenset({"issues", "issue_comment", "sub_issues", "label", "milestone"})
@@ -34,10 +35,24 @@ class Verdict:
     relevant: bool  # True: the event can change a task (ingest it, or poll promptly)
     reply: dict[str, Any] | None = None  # Slack's url_verification answer
     event: str = ""
+    # The sender's id for this delivery (the same on a redelivery): the inbox's dedupe key.
+    delivery_id: str = ""
 
 
 def _hmac_hex(secret: str, message: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def delivery_id(given: object, body: bytes) -> str:
+    """The sender's delivery id; a hash of the body where it sent none (or an unusable one).
+
+    GitHub and Jira retry a delivery with the same body, so the hash still dedupes
+    their redeliveries; two distinct events with byte-identical bodies would be taken
+    as one, which their payloads' timestamps and ids make practically impossible.
+    """
+    if isinstance(given, str) and given.strip() and len(given) <= MAX_DELIVERY_ID:
+        return given.strip()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def _check(expected: str, given: str | None) -> None:
@@ -56,13 +71,21 @@ def _json(body: bytes) -> dict[str, Any]:
 def github(secret: str, headers: Mapping[str, str], body: bytes) -> Verdict:
     _check("sha256=" + _hmac_hex(secret, body), headers.get("x-hub-signature-256"))
     event = headers.get("x-github-event", "")
-    return Verdict(relevant=event in GITHUB_EVENTS, event=event)
+    return Verdict(
+        relevant=event in GITHUB_EVENTS,
+        event=event,
+        delivery_id=delivery_id(headers.get("x-github-delivery"), body),
+    )
 
 
 def jira(secret: str, headers: Mapping[str, str], body: bytes) -> Verdict:
     _check("sha256=" + _hmac_hex(secret, body), headers.get("x-hub-signature"))
     event = str(_json(body).get("webhookEvent", ""))
-    return Verdict(relevant=event.startswith(JIRA_EVENT_PREFIXES), event=event)
+    return Verdict(
+        relevant=event.startswith(JIRA_EVENT_PREFIXES),
+        event=event,
+        delivery_id=delivery_id(headers.get("x-atlassian-webhook-identifier"), body),
+    )
 
 
 class ReplayGuard:
@@ -106,4 +129,8 @@ def slack(
     event = payload.get("event")
     event_type = str(event.get("type", "")) if isinstance(event, dict) else ""
     relevant = payload.get("type") == "event_callback" and event_type in SLACK_EVENTS
-    return Verdict(relevant=relevant, event=event_type or str(payload.get("type", "")))
+    return Verdict(
+        relevant=relevant,
+        event=event_type or str(payload.get("type", "")),
+        delivery_id=delivery_id(payload.get("event_id"), body),
+    )
