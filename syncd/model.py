@@ -53,11 +53,13 @@ class StatusChange:
 #   logged_hours    number or null
 #   priority        "high" | "medium" | "low" | null (as `Task.priority`)
 #   resolution      the source's resolution name or null (Jira; "Won't Fix" is not work done)
+#   blocked_by      [task key, ...] the task waits for (Jira "is blocked by" / "depends on")
+#   parent          task key or null
 #   activity        a person id or null: someone acted on the task then (a changelog entry,
 #                   comment, worklog, event); the value never "changes", each row is an act
 HISTORY_FIELDS = (
     "due", "fix_versions", "owners", "estimate_hours", "logged_hours", "priority",
-    "resolution", "activity",
+    "resolution", "blocked_by", "parent", "activity",
 )  # fmt: skip
 
 

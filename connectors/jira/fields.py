@@ -19,10 +19,13 @@ from syncd.connectors.jira.history import (
     _date,
     _hours,
     _name,
+    _parent,
     _roll_back_scalar,
     _roll_back_set,
     _user,
     _utc,
+    _waited_key,
+    _waits_for,
 )
 from syncd.connectors.jira.settings import DEFAULT_PRIORITY_MAP
 from syncd.connectors.payload import timestamp
@@ -78,7 +81,9 @@ def issue_field_changes(
         estimate = "timeestimate"
     scalar("estimate_hours", estimate, _hours(fields.get(estimate)), _changelog_hours, _same)
     scalar("logged_hours", "timespent", _hours(fields.get("timespent")), _changelog_hours, _same)
+    scalar("parent", "Parent", _parent(fields), _text, _same)
     out.extend(_fix_version_changes(fields, items, created, who))
+    out.extend(_blocker_changes(fields, items, created, who))
     out.extend(_activity(fields, entries, who))
     return out
 
@@ -172,6 +177,26 @@ def _fix_version_changes(
         out.append(FieldChange("fix_versions", show(steps.values[0]), "initial", created))
     for (at, key, _, author), value in zip(chosen, steps.values[1:], strict=True):
         out.append(FieldChange("fix_versions", show(value), key, at, who(author)))
+    return out
+
+
+def _blocker_changes(
+    fields: Mapping[str, Any],
+    items: Sequence[_Keyed],
+    created: datetime,
+    who: Callable[[str | None], str | None],
+) -> list[FieldChange]:
+    """The keys the issue waits for, through its "Link" items (those of other kinds
+    leave the set as it was)."""
+    chosen = [entry for entry in items if entry[2].get("field") == "Link"]
+    steps = _roll_back_set(
+        _waits_for(fields), [(at, item) for at, _, item, _ in chosen], _waited_key
+    )
+    out = []
+    if steps.values[0]:
+        out.append(FieldChange("blocked_by", sorted(steps.values[0]), "initial", created))
+    for (at, key, _, author), value in zip(chosen, steps.values[1:], strict=True):
+        out.append(FieldChange("blocked_by", sorted(value), key, at, who(author)))
     return out
 
 

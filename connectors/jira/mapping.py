@@ -468,6 +468,8 @@ def _status_changes(
                             from_raw=from_raw if isinstance(from_raw, str) else None,
                             to_raw=to_raw,
                             by=_person(history.get("author"), "author", people),
+                            # Changelog items carry no category: the stock names' kind.
+                            to_status=_STOCK_STATUS.get(to_raw.casefold()),
                         )
                     )
     return sorted(changes, key=lambda change: change.at)
