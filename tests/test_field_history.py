@@ -58,19 +58,31 @@ def jira_tasks(issues: list[dict[str, Any]]) -> list[Task]:
     return [map_issue(i, source="jira", settings=JIRA, people=people) for i in issues]
 
 
-def test_a_page_records_its_changes_and_what_syncd_observed(ledger: Ledger) -> None:
+def test_a_page_records_its_changes_and_a_first_sight_writes_nothing_more(
+    ledger: Ledger,
+) -> None:
     ledger.ingest_page("gh", [make_task()], now=NOW)
     task_id = ledger.task_by_key("acme/api#1").id  # type: ignore[union-attr]
     rows = ledger.field_history([task_id])[task_id]
-    by_field = {(r.field, r.change_key): r for r in rows}
-    assert [r.value for r in rows if r.field == "due"] == ["2026-03-06", "2026-03-10"]
-    assert by_field[("due", "initial")].origin == "initial"
-    assert by_field[("due", "e7")].changed_by == "bob"
-    # No source change explains owners and priority: seen at this sync, dated by it.
-    seen = {r.field: r for r in rows if r.origin == "observed"}
-    assert set(seen) == {"owners", "priority"}
-    assert seen["owners"].value == ["alice"] and seen["owners"].changed_at == NOW
-    assert seen["priority"].value == "high"
+    by_key = {r.change_key: r for r in rows}
+    assert [(r.field, r.value) for r in rows] == [("due", "2026-03-06"), ("due", "2026-03-10")]
+    assert by_key["initial"].origin == "initial"
+    assert (by_key["e7"].origin, by_key["e7"].changed_by) == ("source", "bob")
+    # Owners and priority were first seen now: the task row holds them, no row is written.
+    assert ledger.field_values_at([task_id], NOW, ["owners"]) == {}
+
+
+def test_a_first_seen_value_gets_its_row_when_it_changes(ledger: Ledger) -> None:
+    ledger.ingest_page("gh", [make_task()], now=NOW)
+    later = NOW + timedelta(days=1)
+    ledger.ingest_page("gh", [make_task(owners=["bob"])], now=later)
+    task_id = ledger.task_by_key("acme/api#1").id  # type: ignore[union-attr]
+    owners = ledger.field_history([task_id], ["owners"])[task_id]
+    assert [(r.value, r.changed_at, r.recorded_at, r.origin) for r in owners] == [
+        (["alice"], NOW, later, "observed"),
+        (["bob"], later, later, "observed"),
+    ]
+    assert ledger.field_history([task_id], ["priority"]) == {}
 
 
 def test_a_second_read_of_the_same_history_adds_no_rows(ledger: Ledger) -> None:
@@ -193,3 +205,24 @@ def _facts(rows: list[FieldHistory]) -> list[tuple[Any, ...]]:
         )
         for r in rows
     )
+
+
+def test_deadline_moves_count_a_fix_version_swap_like_the_backtest(ledger: Ledger) -> None:
+    early = [{"id": "1", "name": "1.0", "date": "2026-03-20"}]
+    late = [{"id": "2", "name": "1.1", "date": "2026-04-17"}]
+    task = make_task(
+        due=None,
+        fix_versions=late,
+        field_changes=[
+            FieldChange("fix_versions", early, "initial", NOW - timedelta(days=3)),
+            FieldChange("fix_versions", late, "h5/0", NOW - timedelta(days=1)),
+        ],
+    )
+    ledger.ingest_page("gh", [task], now=NOW)
+    task_id = ledger.task_by_key("acme/api#1").id  # type: ignore[union-attr]
+    before, after = NOW - timedelta(days=2), NOW - timedelta(days=1)
+    assert ledger.deadline_moves([task_id], before) == {task_id: 0}
+    assert ledger.deadline_moves([task_id], after) == {task_id: 1}
+    assert ledger.field_values_at([task_id], before, ["fix_versions"])[task_id] == {
+        "fix_versions": early
+    }

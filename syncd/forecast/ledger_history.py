@@ -7,7 +7,9 @@ Built from the tasks, their status history and their field history
 - status at t: the current raw status rolled back through the status transitions after
   t (each transition's `from`), as the export rolls back its changelog;
 - other fields: the recorded values, each from its `changed_at` on; a value recorded as
-  the one the task was created with holds from the beginning;
+  the one the task was created with holds from the beginning; a task column with no
+  recorded change (a value first seen and never changed) holds from the task's first
+  sight by syncd, not before (no peeking);
 - done statuses: "Resolved", "Closed", "Done" and every raw status the ledger stores for
   a done, verified or cancelled task; in-progress ones likewise;
 - release dates: the `date` the fix version / milestone values carry;
@@ -23,6 +25,7 @@ from datetime import date, datetime
 from typing import Any, TypeVar
 
 from syncd.forecast.timeline import BEGINNING, History, Steps, TaskTimeline
+from syncd.ledger.field_history import stored_values
 from syncd.ledger.models import FieldHistory, StatusHistory, TaskRow
 from syncd.ledger.repository import Ledger
 
@@ -62,8 +65,14 @@ def _timeline(
     for change in changes:
         by_field.setdefault(change.field, []).append(change)
 
+    current = stored_values(row)
+
     def steps(name: str, empty: T, read: Callable[[Any], T]) -> Steps[T]:
-        return _steps(by_field.get(name, []), empty, read)
+        rows = by_field.get(name, [])
+        if not rows and current.get(name) not in (None, []):
+            # A value first seen with the task and never changed: known from that sight.
+            return Steps((BEGINNING, row.first_seen_at), (empty, read(current[name])))
+        return _steps(rows, empty, read)
 
     resolution = steps("resolution", None, _str)
     return TaskTimeline(

@@ -51,7 +51,7 @@ def backfill_field_history(connection: Connection, now: datetime | None = None) 
         rows: list[dict[str, Any]] = []
         for stored, payload in batch:
             task = _task(stored, payload, person)
-            rows.extend(field_history_rows(stored.id, task, _NOTHING, now))
+            rows.extend(field_history_rows(stored.id, task, _NOTHING, now, first_sight=False))
         if rows:
             connection.execute(history.insert(), rows)
             added += len(rows)

@@ -12,9 +12,11 @@ from typing import Any
 
 from syncd.model import HISTORY_FIELDS, FieldChange, Task
 
-__all__ = ["current_values", "field_history_rows", "task_values"]
+__all__ = ["current_values", "field_history_rows", "stored_values", "task_values"]
 
 _Latest = Mapping[str, tuple[datetime, Any]]
+# Fields the tasks table holds as columns: a first sight of them needs no row.
+COLUMN_FIELDS = ("due", "owners", "estimate_hours", "logged_hours", "priority")
 
 
 def task_values(task: Task) -> dict[str, Any]:
@@ -31,6 +33,18 @@ def task_values(task: Task) -> dict[str, Any]:
     return values
 
 
+def stored_values(row: Any) -> dict[str, Any]:
+    """A tasks row's tracked columns in the history's JSON form."""
+    due = row.due
+    return {
+        "due": due.isoformat() if due else None,
+        "owners": list(row.owners or []),
+        "estimate_hours": row.estimate_hours,
+        "logged_hours": row.logged_hours,
+        "priority": row.priority,
+    }
+
+
 def current_values(rows: Iterable[Any]) -> dict[int, dict[str, tuple[datetime, Any]]]:
     """Rows with task_id, field, changed_at, value, in (changed_at, id) order -> the latest."""
     latest: dict[int, dict[str, tuple[datetime, Any]]] = {}
@@ -40,11 +54,23 @@ def current_values(rows: Iterable[Any]) -> dict[int, dict[str, tuple[datetime, A
 
 
 def field_history_rows(
-    task_id: int, task: Task, latest: _Latest, now: datetime, *, observe: bool = True
+    task_id: int,
+    task: Task,
+    latest: _Latest,
+    now: datetime,
+    *,
+    held: tuple[datetime, Mapping[str, Any]] | None = None,
+    first_sight: bool | None = None,
 ) -> list[dict[str, Any]]:
-    """Rows for the changes `task` carries, and (with `observe`) one observed change, dated
-    `now`, per field whose current value differs from the latest one known, carried
-    changes included."""
+    """Rows for the changes `task` carries, and one observed change, dated `now`, per field
+    whose current value differs from the latest one known (carried changes included).
+
+    `held` is what the stored task held before this write and since when (its first
+    sight). A field with no row at all: on a first sight (`held` None) the task row holds
+    its value and nothing is written; later, a changed value writes the held one at the
+    first sight, then the new one now. `first_sight=False` records even a first sight (a
+    backfill, where the stored value's age is unknown)."""
+    first = held is None if first_sight is None else first_sight
     known = dict(latest)
     rows = []
     for change in task.field_changes:
@@ -54,11 +80,16 @@ def field_history_rows(
         at = change.at or now
         if change.field not in known or known[change.field][0] <= at:
             known[change.field] = (at, change.value)
-    if not observe:
-        return rows
     for name, value in task_values(task).items():
         previous = known.get(name)
-        if _same(previous[1] if previous else None, value):
+        if previous is None and name in COLUMN_FIELDS:
+            old = held[1].get(name) if held is not None else None
+            if first or _same(old, value):
+                continue
+            if held is not None and _none_if_empty(old) is not None:
+                since = FieldChange(name, old, f"seen {held[0].isoformat()}", held[0])
+                rows.append({**_row(task_id, since, now), "origin": "observed"})
+        elif _same(previous[1] if previous else None, value):
             continue
         observed = FieldChange(name, value, f"seen {now.isoformat()}", None)
         rows.append(_row(task_id, observed, now))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.errors import SuspiciousDisappearance
 from syncd.ledger.db import create_ledger_engine, ensure_current, require_writable
-from syncd.ledger.field_history import current_values, field_history_rows
+from syncd.ledger.field_history import current_values, field_history_rows, stored_values
 from syncd.ledger.models import (
     Base,
     FieldHistory,
@@ -87,6 +87,9 @@ class _Known:
     last_activity_at: datetime | None
     participants: list[str]
     updated_at: datetime | None
+    # For the field history: what the task held since it was first seen, until it changes.
+    first_seen_at: datetime
+    values: dict[str, Any]
 
 
 class Ledger:
@@ -271,6 +274,12 @@ class Ledger:
             TaskRow.last_activity_at,
             TaskRow.participants,
             TaskRow.updated_at,
+            TaskRow.first_seen_at,
+            TaskRow.due,
+            TaskRow.owners,
+            TaskRow.priority,
+            TaskRow.estimate_hours,
+            TaskRow.logged_hours,
         ).where(TaskRow.source == source, TaskRow.external_id.in_(external_ids))
         return {
             row.external_id: _Known(
@@ -282,6 +291,8 @@ class Ledger:
                 row.last_activity_at,
                 list(row.participants or []),
                 row.updated_at,
+                row.first_seen_at,
+                stored_values(row),
             )
             for row in session.execute(query)
         }
@@ -355,13 +366,15 @@ class Ledger:
     ) -> None:
         """The changes each task carries, plus a change syncd observed itself where a field's
         value differs from the latest one recorded (dated now: the source did not say when).
-        Only the changed tasks' latest values are read; existing (task, field, key) rows are
-        left alone, so a re-read writes nothing."""
+        A value first seen with the task is not a change: the task row holds it (see
+        `field_history`). Only the changed tasks' latest values are read; existing
+        (task, field, key) rows are left alone, so a re-read writes nothing."""
         existing = [task_id for task_id, _, previous in changed if previous is not None]
         latest = self._latest_field_values(session, existing) if existing else {}
         rows: list[dict[str, Any]] = []
-        for task_id, task, _ in changed:
-            rows.extend(field_history_rows(task_id, task, latest.get(task_id, {}), now))
+        for task_id, task, previous in changed:
+            held = (previous.first_seen_at, previous.values) if previous is not None else None
+            rows.extend(field_history_rows(task_id, task, latest.get(task_id, {}), now, held=held))
         if rows:
             statement = self._insert(FIELD_HISTORY).on_conflict_do_nothing(
                 index_elements=["task_id", "field", "change_key"]
@@ -550,9 +563,13 @@ class Ledger:
         """Task id -> its recorded field changes, ordered by `(changed_at, id)`.
 
         `fields` narrows to some of `syncd.model.HISTORY_FIELDS` ("due", "fix_versions",
-        "owners", "estimate_hours", "logged_hours", "priority"); values are in the JSON
-        form documented there. A row holds from its `changed_at` on (a change dated
-        exactly t is known at t); tasks without rows are absent.
+        "owners", "estimate_hours", "logged_hours", "priority", "resolution",
+        "blocked_by", "parent", "activity"); values are in the JSON form documented there.
+        A row holds from its `changed_at` on (a change dated exactly t is known at t).
+        A field of a task column (due, owners, priority, estimate_hours, logged_hours)
+        with no row at all has held the task's current value since `first_seen_at`: a
+        value first seen is not a change, so it is written only once it changes (then
+        with a row for the old value at `first_seen_at`). Tasks without rows are absent.
         """
         wanted = sorted(set(task_ids))
         names = list(fields) if fields is not None else None
@@ -583,19 +600,25 @@ class Ledger:
         return out
 
     def deadline_moves(self, task_ids: Iterable[int], as_of: datetime) -> dict[int, int]:
-        """Task id -> how many times its due date moved (from one date to another, not first
-        set or cleared) by `as_of` included: "slips already seen". Tasks with none: 0."""
+        """Task id -> how many times its deadline changed by `as_of` included ("slips
+        already seen"), counted as the backtest does: the deadline is the due date, else the
+        earliest release date among the fix versions / milestone; a change from a known
+        deadline to another one (or to none) is a move, a first deadline is not."""
         wanted = set(task_ids)
         moves = dict.fromkeys(wanted, 0)
-        for task_id, rows in self.field_history(wanted, ["due"]).items():
-            last: Any = None
-            for row in rows:
+        for task_id, rows in self.field_history(wanted, ["due", "fix_versions"]).items():
+            values: dict[str, Any] = {}
+            previous: str | None = None
+            for number, row in enumerate(rows):
                 if row.changed_at > as_of:
                     break
-                if last is not None and row.value is not None and row.value != last:
+                values[row.field] = row.value
+                if number + 1 < len(rows) and rows[number + 1].changed_at == row.changed_at:
+                    continue  # changes at one moment are one move
+                current = _deadline_of(values)
+                if previous is not None and current != previous:
                     moves[task_id] += 1
-                if row.value is not None:
-                    last = row.value
+                previous = current
         return moves
 
     def quarantine(self, source: str | None = None) -> list[QuarantineRow]:
@@ -604,6 +627,14 @@ class Ledger:
             query = query.where(QuarantineRow.source == source)
         with self.sessions() as session:
             return list(session.scalars(query))
+
+
+def _deadline_of(values: dict[str, Any]) -> str | None:
+    """The due date, else the earliest dated fix version (ISO dates compare as text)."""
+    if values.get("due"):
+        return str(values["due"])
+    dates = [str(v["date"]) for v in values.get("fix_versions") or [] if v.get("date")]
+    return min(dates) if dates else None
 
 
 def _older(task: Task, previous: _Known) -> bool:
