@@ -13,23 +13,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from syncd.connectors.jira.history import (
+from syncd.connectors.jira.changelog import (
     _changelog_date,
     _changelog_hours,
     _date,
     _hours,
     _name,
     _parent,
-    _roll_back_scalar,
-    _roll_back_set,
     _user,
     _utc,
     _waited_key,
     _waits_for,
+    roll_back,
+    roll_back_set,
 )
 from syncd.connectors.jira.settings import DEFAULT_PRIORITY_MAP
 from syncd.connectors.payload import timestamp
-from syncd.forecast.timeline import Steps
 from syncd.model import FieldChange, Priority
 
 __all__ = ["current_fix_versions", "issue_field_changes"]
@@ -69,7 +68,7 @@ def issue_field_changes(
         field: str, jira: str, current: T, read: Callable[[Any, Any], T], show: Callable[[T], Any]
     ) -> None:
         chosen = [entry for entry in items if entry[2].get("field") == jira]
-        steps = _roll_back_scalar(current, [(at, item) for at, _, item, _ in chosen], read)
+        steps = roll_back(current, [(at, item) for at, _, item, _ in chosen], read)
         out.extend(_changes(field, steps, chosen, created, show, who))
 
     scalar("due", "duedate", _date(fields.get("duedate")), _changelog_date, _iso)
@@ -134,7 +133,7 @@ def _has(items: Sequence[_Keyed], field: str) -> bool:
 
 def _changes(
     field: str,
-    steps: Steps[T],
+    steps: list[T],
     chosen: Sequence[_Keyed],
     created: datetime,
     show: Callable[[T], Any],
@@ -142,9 +141,9 @@ def _changes(
 ) -> list[FieldChange]:
     """The initial value (when set) at creation, then one change per changelog item."""
     out = []
-    if steps.values[0] is not None:
-        out.append(FieldChange(field, show(steps.values[0]), "initial", created))
-    for (at, key, _, author), value in zip(chosen, steps.values[1:], strict=True):
+    if steps[0] is not None:
+        out.append(FieldChange(field, show(steps[0]), "initial", created))
+    for (at, key, _, author), value in zip(chosen, steps[1:], strict=True):
         out.append(FieldChange(field, show(value), key, at, who(author)))
     return out
 
@@ -157,7 +156,7 @@ def _fix_version_changes(
 ) -> list[FieldChange]:
     chosen = [entry for entry in items if entry[2].get("field") == "Fix Version"]
     current = current_fix_versions(fields)
-    steps = _roll_back_set(
+    steps = roll_back_set(
         frozenset(v["id"] for v in current),
         [(at, item) for at, _, item, _ in chosen],
         lambda item, side: item.get(side),
@@ -173,9 +172,9 @@ def _fix_version_changes(
         return [{"id": i, "name": names.get(i), "date": dates.get(i)} for i in sorted(ids)]
 
     out = []
-    if steps.values[0]:
-        out.append(FieldChange("fix_versions", show(steps.values[0]), "initial", created))
-    for (at, key, _, author), value in zip(chosen, steps.values[1:], strict=True):
+    if steps[0]:
+        out.append(FieldChange("fix_versions", show(steps[0]), "initial", created))
+    for (at, key, _, author), value in zip(chosen, steps[1:], strict=True):
         out.append(FieldChange("fix_versions", show(value), key, at, who(author)))
     return out
 
@@ -189,13 +188,13 @@ def _blocker_changes(
     """The keys the issue waits for, through its "Link" items (those of other kinds
     leave the set as it was)."""
     chosen = [entry for entry in items if entry[2].get("field") == "Link"]
-    steps = _roll_back_set(
+    steps = roll_back_set(
         _waits_for(fields), [(at, item) for at, _, item, _ in chosen], _waited_key
     )
     out = []
-    if steps.values[0]:
-        out.append(FieldChange("blocked_by", sorted(steps.values[0]), "initial", created))
-    for (at, key, _, author), value in zip(chosen, steps.values[1:], strict=True):
+    if steps[0]:
+        out.append(FieldChange("blocked_by", sorted(steps[0]), "initial", created))
+    for (at, key, _, author), value in zip(chosen, steps[1:], strict=True):
         out.append(FieldChange("blocked_by", sorted(value), key, at, who(author)))
     return out
 
