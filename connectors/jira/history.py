@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
+from syncd.connectors.jira.changelog import (
+    _changelog_date,
+    _changelog_hours,
+    _date,
+    _hours,
+    _name,
+    _parent,
+    _user,
+    _utc,
+    _waited_key,
+    _waits_for,
+)
 from syncd.connectors.jira.mapping import stock_status_kind
 from syncd.connectors.jira.settings import DEFAULT_PRIORITY_MAP
 from syncd.connectors.payload import timestamp
@@ -30,9 +42,6 @@ T = TypeVar("T")
 # The contract's done statuses beside those an export marks with category "done".
 _ALWAYS_DONE = frozenset({"resolved", "closed", "done"})
 _PRIORITY_RANK = {Priority.HIGH: 1, Priority.MEDIUM: 2, Priority.LOW: 3}
-# Phrases, read from this issue's side, meaning "this issue waits for the other one".
-_WAITS_FOR = ("is blocked by", "depends on")
-_SECONDS_PER_HOUR = 3600.0
 
 _Item = tuple[datetime, Mapping[str, Any]]
 
@@ -168,28 +177,6 @@ def _roll_back_set(
     return Steps(tuple(reversed(times)), tuple(reversed(values)))
 
 
-def _waited_key(item: Mapping[str, Any], side: str) -> str | None:
-    """A Link item's issue key when its text reads "this issue depends on / is blocked by"."""
-    key, text = item.get(side), item.get(f"{side}String")
-    if not isinstance(key, str) or not isinstance(text, str):
-        return None
-    return key if any(phrase in text.casefold() for phrase in _WAITS_FOR) else None
-
-
-def _waits_for(fields: Mapping[str, Any]) -> frozenset[str]:
-    keys: set[str] = set()
-    for link in fields.get("issuelinks") or []:
-        link_type = link.get("type") or {}
-        for side, phrase in (("inwardIssue", "inward"), ("outwardIssue", "outward")):
-            other = link.get(side)
-            if (
-                isinstance(other, Mapping)
-                and str(link_type.get(phrase, "")).casefold() in _WAITS_FOR
-            ):
-                keys.add(str(other.get("key")))
-    return frozenset(keys)
-
-
 def _activity(issue: Mapping[str, Any]) -> Iterator[datetime]:
     fields: Mapping[str, Any] = issue["fields"]
     for history in (issue.get("changelog") or {}).get("histories") or []:
@@ -268,65 +255,12 @@ def _version_dates(issues: Iterable[Mapping[str, Any]]) -> dict[str, date]:
 # --- values ----------------------------------------------------------------------------
 
 
-def _utc(stamp: datetime | None) -> datetime:
-    if stamp is None:
-        raise ValueError("an issue has no creation time")
-    return stamp.astimezone(UTC)
-
-
-def _name(value: object) -> str | None:
-    if isinstance(value, Mapping) and isinstance(value.get("name"), str):
-        return str(value["name"])
-    return None
-
-
-def _user(value: object) -> str | None:
-    if isinstance(value, Mapping):
-        for field in ("accountId", "name", "key"):
-            if isinstance(value.get(field), str):
-                return str(value[field])
-    return None
-
-
 def _rank(name: str | None) -> int | None:
     if name is None:
         return None
     by_name = {raw.casefold(): level for raw, level in DEFAULT_PRIORITY_MAP.items()}
     level = by_name.get(name.casefold())
     return _PRIORITY_RANK[level] if level is not None else None
-
-
-def _date(value: object) -> date | None:
-    if not isinstance(value, str) or len(value) < 10:
-        return None
-    try:
-        return date.fromisoformat(value[:10])
-    except ValueError:
-        return None
-
-
-def _changelog_date(raw: object, text: object) -> date | None:
-    return _date(raw) or _date(text)  # old Jira: only "2009-07-14 00:00:00.0" in fromString
-
-
-def _hours(seconds: object) -> float | None:
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        return None
-    return seconds / _SECONDS_PER_HOUR
-
-
-def _changelog_hours(raw: object, text: object) -> float | None:
-    for value in (raw, text):
-        if isinstance(value, str) and value.strip().isdigit():
-            return int(value) / _SECONDS_PER_HOUR
-    return None
-
-
-def _parent(fields: Mapping[str, Any]) -> str | None:
-    parent = fields.get("parent")
-    if isinstance(parent, Mapping) and isinstance(parent.get("key"), str):
-        return str(parent["key"])
-    return None
 
 
 def _project(issue: Mapping[str, Any], fields: Mapping[str, Any]) -> str:

@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.errors import SuspiciousDisappearance
 from syncd.ledger.db import create_ledger_engine, ensure_current, require_writable
+from syncd.ledger.field_history import current_values, field_history_rows, stored_values
 from syncd.ledger.models import (
     Base,
+    FieldHistory,
     LedgerRevision,
     QuarantineRow,
     RawPayload,
@@ -48,6 +50,7 @@ TASKS = Base.metadata.tables["tasks"]
 RAW_PAYLOADS = Base.metadata.tables["raw_payloads"]
 HISTORY = Base.metadata.tables["status_history"]
 LINKS = Base.metadata.tables["task_links"]
+FIELD_HISTORY = Base.metadata.tables["field_history"]
 
 LINK_KINDS = {"blocked_by": "blocked_by", "links": "same_work", "children": "child"}
 
@@ -84,6 +87,9 @@ class _Known:
     last_activity_at: datetime | None
     participants: list[str]
     updated_at: datetime | None
+    # For the field history: what the task held since it was first seen, until it changes.
+    first_seen_at: datetime
+    values: dict[str, Any]
 
 
 class Ledger:
@@ -198,6 +204,7 @@ class Ledger:
         changed = [(ids[eid], by_external[eid], known.get(eid)) for eid in ids]
         self._write_payloads(session, changed, now)
         self._write_history(session, changed, now)
+        self._write_field_history(session, changed, now)
         self._write_links(session, changed)
         result.changed_task_ids = [task_id for task_id, _, _ in changed]
         return result
@@ -267,6 +274,12 @@ class Ledger:
             TaskRow.last_activity_at,
             TaskRow.participants,
             TaskRow.updated_at,
+            TaskRow.first_seen_at,
+            TaskRow.due,
+            TaskRow.owners,
+            TaskRow.priority,
+            TaskRow.estimate_hours,
+            TaskRow.logged_hours,
         ).where(TaskRow.source == source, TaskRow.external_id.in_(external_ids))
         return {
             row.external_id: _Known(
@@ -278,6 +291,8 @@ class Ledger:
                 row.last_activity_at,
                 list(row.participants or []),
                 row.updated_at,
+                row.first_seen_at,
+                stored_values(row),
             )
             for row in session.execute(query)
         }
@@ -345,6 +360,41 @@ class Ledger:
             )
         if rows:
             session.connection().execute(self._insert(HISTORY), rows)
+
+    def _write_field_history(
+        self, session: Session, changed: list[tuple[int, Task, _Known | None]], now: datetime
+    ) -> None:
+        """The changes each task carries, plus a change syncd observed itself where a field's
+        value differs from the latest one recorded (dated now: the source did not say when).
+        A value first seen with the task is not a change: the task row holds it (see
+        `field_history`). Only the changed tasks' latest values are read; existing
+        (task, field, key) rows are left alone, so a re-read writes nothing."""
+        existing = [task_id for task_id, _, previous in changed if previous is not None]
+        latest = self._latest_field_values(session, existing) if existing else {}
+        rows: list[dict[str, Any]] = []
+        for task_id, task, previous in changed:
+            held = (previous.first_seen_at, previous.values) if previous is not None else None
+            rows.extend(field_history_rows(task_id, task, latest.get(task_id, {}), now, held=held))
+        if rows:
+            statement = self._insert(FIELD_HISTORY).on_conflict_do_nothing(
+                index_elements=["task_id", "field", "change_key"]
+            )
+            session.connection().execute(statement, rows)
+
+    def _latest_field_values(
+        self, session: Session, task_ids: list[int]
+    ) -> dict[int, dict[str, tuple[datetime, Any]]]:
+        query = (
+            select(
+                FieldHistory.task_id,
+                FieldHistory.field,
+                FieldHistory.changed_at,
+                FieldHistory.value,
+            )
+            .where(FieldHistory.task_id.in_(task_ids))
+            .order_by(FieldHistory.task_id, FieldHistory.changed_at, FieldHistory.id)
+        )
+        return current_values(session.execute(query))
 
     def _write_links(
         self, session: Session, changed: list[tuple[int, Task, _Known | None]]
@@ -492,12 +542,99 @@ class Ledger:
         with self.sessions() as session:
             return list(session.scalars(query.order_by(StatusHistory.at, StatusHistory.id)))
 
+    def status_histories(self, task_ids: Iterable[int]) -> dict[int, list[StatusHistory]]:
+        """Task id -> its status transitions, oldest first (tasks without any are absent)."""
+        wanted = sorted(set(task_ids))
+        found: dict[int, list[StatusHistory]] = {}
+        with self.sessions() as session:
+            for start in range(0, len(wanted), BATCH_SIZE):
+                query = (
+                    select(StatusHistory)
+                    .where(StatusHistory.task_id.in_(wanted[start : start + BATCH_SIZE]))
+                    .order_by(StatusHistory.task_id, StatusHistory.at, StatusHistory.id)
+                )
+                for row in session.scalars(query):
+                    found.setdefault(row.task_id, []).append(row)
+        return found
+
+    def field_history(
+        self, task_ids: Iterable[int], fields: Iterable[str] | None = None
+    ) -> dict[int, list[FieldHistory]]:
+        """Task id -> its recorded field changes, ordered by `(changed_at, id)`.
+
+        `fields` narrows to some of `syncd.model.HISTORY_FIELDS` ("due", "fix_versions",
+        "owners", "estimate_hours", "logged_hours", "priority", "resolution",
+        "blocked_by", "parent", "activity"); values are in the JSON form documented there.
+        A row holds from its `changed_at` on (a change dated exactly t is known at t).
+        A field of a task column (due, owners, priority, estimate_hours, logged_hours)
+        with no row at all has held the task's current value since `first_seen_at`: a
+        value first seen is not a change, so it is written only once it changes (then
+        with a row for the old value at `first_seen_at`). Tasks without rows are absent.
+        """
+        wanted = sorted(set(task_ids))
+        names = list(fields) if fields is not None else None
+        found: dict[int, list[FieldHistory]] = {}
+        with self.sessions() as session:
+            for start in range(0, len(wanted), BATCH_SIZE):
+                query = select(FieldHistory).where(
+                    FieldHistory.task_id.in_(wanted[start : start + BATCH_SIZE])
+                )
+                if names is not None:
+                    query = query.where(FieldHistory.field.in_(names))
+                query = query.order_by(
+                    FieldHistory.task_id, FieldHistory.changed_at, FieldHistory.id
+                )
+                for row in session.scalars(query):
+                    found.setdefault(row.task_id, []).append(row)
+        return found
+
+    def field_values_at(
+        self, task_ids: Iterable[int], moment: datetime, fields: Iterable[str] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Task id -> {field: value known at `moment`} (fields with no row by then are absent)."""
+        out: dict[int, dict[str, Any]] = {}
+        for task_id, rows in self.field_history(task_ids, fields).items():
+            values = {row.field: row.value for row in rows if row.changed_at <= moment}
+            if values:
+                out[task_id] = values
+        return out
+
+    def deadline_moves(self, task_ids: Iterable[int], as_of: datetime) -> dict[int, int]:
+        """Task id -> how many times its deadline changed by `as_of` included ("slips
+        already seen"), counted as the backtest does: the deadline is the due date, else the
+        earliest release date among the fix versions / milestone; a change from a known
+        deadline to another one (or to none) is a move, a first deadline is not."""
+        wanted = set(task_ids)
+        moves = dict.fromkeys(wanted, 0)
+        for task_id, rows in self.field_history(wanted, ["due", "fix_versions"]).items():
+            values: dict[str, Any] = {}
+            previous: str | None = None
+            for number, row in enumerate(rows):
+                if row.changed_at > as_of:
+                    break
+                values[row.field] = row.value
+                if number + 1 < len(rows) and rows[number + 1].changed_at == row.changed_at:
+                    continue  # changes at one moment are one move
+                current = _deadline_of(values)
+                if previous is not None and current != previous:
+                    moves[task_id] += 1
+                previous = current
+        return moves
+
     def quarantine(self, source: str | None = None) -> list[QuarantineRow]:
         query = select(QuarantineRow).order_by(QuarantineRow.id)
         if source is not None:
             query = query.where(QuarantineRow.source == source)
         with self.sessions() as session:
             return list(session.scalars(query))
+
+
+def _deadline_of(values: dict[str, Any]) -> str | None:
+    """The due date, else the earliest dated fix version (ISO dates compare as text)."""
+    if values.get("due"):
+        return str(values["due"])
+    dates = [str(v["date"]) for v in values.get("fix_versions") or [] if v.get("date")]
+    return min(dates) if dates else None
 
 
 def _older(task: Task, previous: _Known) -> bool:
