@@ -1,0 +1,382 @@
+"""Deadline-risk forecasts of the ledger's open work, kept incremental.
+
+The ledger -> model adapter. A `RiskBoard` holds, per ledger and per process:
+
+- a snapshot of every task (the rules engine's `TaskView`s: a full evaluation hands
+  over all of them, an incremental one the changed ones; a cold board loads them once),
+  plus each task's first move into progress and last move to done (status history);
+- the `Evidence` (finished work, open work, the team's deadline record), rebuilt once a
+  day (`evidence_day`): the day is the forecasts' time threshold;
+- each task's last `Forecast` with the `TaskAtMoment` it came from: a task is simulated
+  again only when its inputs (owner, status, deadline, queue position, blockers,
+  subtasks, hours, deadline moves, last activity) changed or the day changed.
+
+A `TaskAtMoment` is built from the ledger: the owner (first of `owners`), the team
+(else the project), status (blocked when an open blocker exists), created / started
+(first move into progress), the due date as deadline, priority rank (high 1, medium
+2, low 3), estimate / logged hours, open blockers (`blocked_by`) and open subtasks
+(`parent`) as `OpenItem`s, `ahead` (the owner's open work before it by priority,
+deadline and age), the last activity, and the deadline moves counted from the
+ledger's field history when the ledger offers it (`Ledger.field_history`; without it,
+0 moves). The ledger keeps no fix-version or milestone date yet, so only tasks with a
+due date are forecast.
+
+The cache lives in memory (no migration may add a table for it): `syncd run` keeps it
+between cycles; a one-shot `syncd reconcile` builds it once per process. The rules'
+`next_check_at` brings every forecast task back at the start of the next day.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from syncd.forecast.model import (
+    DEFAULT_PARAMS,
+    DeadlineOutcome,
+    Evidence,
+    FinishedWork,
+    Forecast,
+    ModelParams,
+    OpenItem,
+    OpenWork,
+    TaskAtMoment,
+    end_of_day,
+    forecast_many,
+)
+from syncd.ledger.models import StatusHistory, TaskRow
+from syncd.ledger.repository import Ledger
+from syncd.rules.view import CLOSED, TaskView
+
+__all__ = ["PRIORITY_RANK", "RiskBoard", "TaskRisk", "board_for", "forget_boards"]
+
+PRIORITY_RANK = {"high": 1, "medium": 2, "low": 3}
+_DONE = ("done", "verified")
+_QUEUE_LAST = (99, date.max)
+
+# (ledger task id) -> deadline moves; the field-history API, when the ledger has it.
+SlipCounter = Callable[[Ledger, Sequence[int]], Mapping[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRisk:
+    """One open task's forecast, with the inputs it was made from."""
+
+    task_id: int
+    moment: TaskAtMoment
+    forecast: Forecast
+    as_of: datetime
+
+
+@dataclass
+class _Marks:
+    started: datetime | None = None  # first move into progress
+    finished: datetime | None = None  # last move to done / verified
+
+
+@dataclass
+class RiskBoard:
+    ledger: Ledger
+    params: ModelParams = DEFAULT_PARAMS
+    seed: int = 0
+    slips: SlipCounter | None = None
+    views: dict[int, TaskView] = field(default_factory=dict)
+    marks: dict[int, _Marks] = field(default_factory=dict)
+    moves: dict[int, int] = field(default_factory=dict)
+    evidence: Evidence | None = None
+    evidence_day: date | None = None
+    cache: dict[int, TaskRisk] = field(default_factory=dict)
+    simulated: int = 0  # tasks simulated so far: what the cache saves is visible
+    _by_key: dict[str, int] = field(default_factory=dict)
+    _children: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    _queues: dict[str, list[tuple[int, date, datetime, int]]] | None = None
+
+    # --- keeping the snapshot -----------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self.views)
+
+    def load(self) -> None:
+        """A cold board: every task of the ledger, once."""
+        from syncd.rules.store import RuleStore
+
+        self.replace_all(RuleStore(self.ledger, rules_only=True).load_all())
+
+    def replace_all(self, views: Sequence[TaskView]) -> None:
+        self.views = {view.id: view for view in views}
+        self._by_key = {}
+        self._children = defaultdict(set)
+        for view in views:
+            self._index(view)
+        self.marks = self._read_marks(None)
+        self.moves = dict(self._count_slips(list(self.views)))
+        self._queues = None
+
+    def update(self, views: Iterable[TaskView]) -> None:
+        """Tasks that changed (or may have): their rows, marks and slips read again."""
+        changed = []
+        for view in views:
+            old = self.views.get(view.id)
+            if old is not None and old.parent:
+                self._children[old.parent].discard(old.id)
+            self.views[view.id] = view
+            self._index(view)
+            changed.append(view.id)
+        if not changed:
+            return
+        self.marks.update(self._read_marks(changed))
+        self.moves.update(self._count_slips(changed))
+        self._queues = None
+
+    def _index(self, view: TaskView) -> None:
+        self._by_key.setdefault(view.key, view.id)
+        if view.parent:
+            self._children[view.parent].add(view.id)
+
+    def _read_marks(self, ids: Sequence[int] | None) -> dict[int, _Marks]:
+        query = (
+            select(StatusHistory.task_id, StatusHistory.to_status, func.min(StatusHistory.at),
+                   func.max(StatusHistory.at))
+            .where(StatusHistory.to_status.in_(("in_progress", *_DONE)))
+            .group_by(StatusHistory.task_id, StatusHistory.to_status)
+        )  # fmt: skip
+        marks: dict[int, _Marks] = {i: _Marks() for i in ids} if ids is not None else {}
+        chunks = [None] if ids is None else [ids[i : i + 500] for i in range(0, len(ids), 500)]
+        with self.ledger.sessions() as session:
+            for chunk in chunks:
+                scoped = query if chunk is None else query.where(StatusHistory.task_id.in_(chunk))
+                for task_id, status, first, last in session.execute(scoped):
+                    mark = marks.setdefault(task_id, _Marks())
+                    if status == "in_progress":
+                        mark.started = _utc(first)
+                    else:
+                        moment = _utc(last)
+                        if mark.finished is None or (moment and moment > mark.finished):
+                            mark.finished = moment
+            # Work that arrived already done has no transition of its own: its closed_at.
+            closed = select(TaskRow.id, TaskRow.closed_at).where(
+                TaskRow.status.in_(_DONE), TaskRow.closed_at.is_not(None)
+            )
+            for chunk in chunks:
+                scoped_closed = closed if chunk is None else closed.where(TaskRow.id.in_(chunk))
+                for task_id, closed_at in session.execute(scoped_closed):
+                    mark = marks.setdefault(task_id, _Marks())
+                    if mark.finished is None:
+                        mark.finished = _utc(closed_at)
+        return marks
+
+    def _count_slips(self, ids: Sequence[int]) -> Mapping[int, int]:
+        counter = self.slips or _field_history_slips
+        return counter(self.ledger, ids)
+
+    # --- evidence -----------------------------------------------------------------
+
+    def evidence_at(self, now: datetime) -> Evidence:
+        """The team's history as of the start of today: rebuilt once a day."""
+        day = now.date()
+        if self.evidence is None or self.evidence_day != day:
+            self.evidence = self._build_evidence(datetime.combine(day, time(0), tzinfo=UTC))
+            self.evidence_day = day
+            self.cache.clear()  # new evidence: every forecast is made again
+        return self.evidence
+
+    def _build_evidence(self, as_of: datetime) -> Evidence:
+        finished: list[FinishedWork] = []
+        still_open: list[OpenWork] = []
+        outcomes: list[DeadlineOutcome] = []
+        for view in self.views.values():
+            created = view.created_at
+            if created is None:
+                continue
+            mark = self.marks.get(view.id) or _Marks()
+            if view.status in _DONE and mark.finished is not None:
+                finished.append(
+                    FinishedWork(view.key, _owner(view), _team(view), created, mark.started,
+                                 mark.finished, view.estimate_hours, view.logged_hours)
+                )  # fmt: skip
+                if view.due is not None:
+                    closes = end_of_day(view.due)
+                    missed = mark.finished > closes
+                    decided = closes if missed else mark.finished
+                    outcomes.append(
+                        DeadlineOutcome(view.key, _team(view), view.due, decided, missed)
+                    )
+            elif view.status not in CLOSED:
+                still_open.append(_open_work(view, mark))
+                if view.due is not None and end_of_day(view.due) < as_of:
+                    outcomes.append(
+                        DeadlineOutcome(view.key, _team(view), view.due, end_of_day(view.due), True)
+                    )
+        return Evidence.from_finished(finished, as_of, self.params, still_open, outcomes)
+
+    # --- forecasts ----------------------------------------------------------------
+
+    def forecasts(self, task_ids: Iterable[int], now: datetime) -> dict[int, TaskRisk]:
+        """Forecasts for these tasks (open, with a due date); cached ones reused when their
+        inputs are the same and the day has not changed."""
+        evidence = self.evidence_at(now)
+        queues = self._owner_queues()
+        wanted: dict[int, TaskAtMoment] = {}
+        for task_id in task_ids:
+            moment = self.moment(task_id, queues)
+            if moment is not None:
+                wanted[task_id] = moment
+        stale = [i for i, m in wanted.items() if (c := self.cache.get(i)) is None or c.moment != m]
+        if stale:
+            made = forecast_many([wanted[i] for i in stale], evidence, now, seed=self.seed,
+                                 params=self.params)  # fmt: skip
+            self.simulated += len(stale)
+            for task_id, made_one in zip(stale, made, strict=True):
+                self.cache[task_id] = TaskRisk(task_id, wanted[task_id], made_one, now)
+        for task_id in set(self.cache) - set(wanted):
+            if task_id in self.views and (task_id not in wanted):
+                view = self.views[task_id]
+                if view.closed or view.due is None:
+                    del self.cache[task_id]
+        return {i: self.cache[i] for i in wanted}
+
+    def moment(
+        self, task_id: int, queues: Mapping[str, list[tuple[int, date, datetime, int]]]
+    ) -> TaskAtMoment | None:
+        view = self.views.get(task_id)
+        if view is None or view.closed or view.due is None or view.created_at is None:
+            return None
+        mark = self.marks.get(task_id) or _Marks()
+        blockers = tuple(self._item(j) for j in self._open_ids(view.blocked_by) if j != task_id)
+        subtasks = tuple(
+            self._item(j) for j in sorted(self._children.get(view.key, ()))
+            if not self.views[j].closed
+        )  # fmt: skip
+        in_progress = view.status == "in_progress"
+        owner = _owner(view)
+        return TaskAtMoment(
+            key=view.key,
+            owner=owner,
+            team=_team(view),
+            status="blocked" if blockers else ("in_progress" if in_progress else "open"),
+            created_at=view.created_at,
+            started_at=mark.started if in_progress else None,
+            deadline=view.due,
+            deadline_source="due",
+            priority_rank=PRIORITY_RANK.get(view.priority or ""),
+            estimate_hours=view.estimate_hours,
+            logged_hours=view.logged_hours,
+            blockers=blockers,
+            open_subtasks=subtasks,
+            deadline_moves=self.moves.get(task_id, 0),
+            last_activity=view.last_activity_at,
+            ahead=_ahead(queues.get(owner, []) if owner else [], view),
+        )
+
+    def _open_ids(self, keys: Iterable[str]) -> list[int]:
+        found = (self._by_key.get(key) for key in sorted(set(keys)))
+        return [j for j in found if j is not None and not self.views[j].closed]
+
+    def _item(self, task_id: int) -> OpenItem:
+        view = self.views[task_id]
+        mark = self.marks.get(task_id) or _Marks()
+        started = mark.started if view.status == "in_progress" else None
+        return OpenItem(view.key, view.created_at or _EPOCH, started, _owner(view))
+
+    def _owner_queues(self) -> dict[str, list[tuple[int, date, datetime, int]]]:
+        """Per owner, the rank keys of their open work, sorted (see `count_ahead`)."""
+        if self._queues is None:
+            queues: dict[str, list[tuple[int, date, datetime, int]]] = defaultdict(list)
+            for view in self.views.values():
+                owner = _owner(view)
+                if owner is None or view.closed:
+                    continue
+                queues[owner].append((*_rank(view), view.id))
+            for rows in queues.values():
+                rows.sort()
+            self._queues = dict(queues)
+        return self._queues
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _rank(view: TaskView) -> tuple[int, date, datetime]:
+    return (
+        PRIORITY_RANK.get(view.priority or "", _QUEUE_LAST[0]),
+        view.due or _QUEUE_LAST[1],
+        view.created_at or _EPOCH,
+    )
+
+
+def _ahead(queue: Sequence[tuple[int, date, datetime, int]], view: TaskView) -> int:
+    from bisect import bisect_left
+
+    return bisect_left(queue, _rank(view))
+
+
+def _owner(view: TaskView) -> str | None:
+    return view.owners[0] if view.owners else None
+
+
+def _team(view: TaskView) -> str:
+    return view.team or view.project
+
+
+def _open_work(view: TaskView, mark: _Marks) -> OpenWork:
+    return OpenWork(
+        view.key, _owner(view), _team(view), PRIORITY_RANK.get(view.priority or ""), view.due,
+        view.created_at or _EPOCH, mark.started if view.status == "in_progress" else None,
+    )  # fmt: skip
+
+
+def _utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _field_history_slips(ledger: Ledger, ids: Sequence[int]) -> Mapping[int, int]:
+    """Deadline moves from the ledger's field history, when this ledger has one."""
+    reader = getattr(ledger, "field_history", None)
+    if reader is None or not ids:
+        return {}
+    return _slips_from_history(reader, ids)
+
+
+def _slips_from_history(reader: Callable[..., Any], ids: Sequence[int]) -> dict[int, int]:
+    moves: dict[int, int] = {}
+    try:
+        changes = reader(task_ids=list(ids), fields=("due",))
+    except TypeError:  # an API of another shape: no slips rather than a wrong count
+        return moves
+    for change in changes:
+        task_id = getattr(change, "task_id", None)
+        old = getattr(change, "old_value", getattr(change, "from_value", None))
+        if task_id is not None and old is not None:
+            moves[task_id] = moves.get(task_id, 0) + 1
+    return moves
+
+
+_BOARDS: weakref.WeakKeyDictionary[Ledger, RiskBoard] = weakref.WeakKeyDictionary()
+
+
+def board_for(ledger: Ledger) -> RiskBoard:
+    """The process's board for this ledger (created cold)."""
+    board = _BOARDS.get(ledger)
+    if board is None:
+        board = _BOARDS[ledger] = RiskBoard(ledger)
+    return board
+
+
+def forget_boards() -> None:
+    _BOARDS.clear()
+
+
+def start_of_next_day(now: datetime) -> datetime:
+    return datetime.combine(now.date() + timedelta(days=1), time(0), tzinfo=UTC)
