@@ -29,6 +29,7 @@ between cycles; a one-shot `syncd reconcile` builds it once per process. The rul
 from __future__ import annotations
 
 import weakref
+from bisect import bisect_left, insort
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -93,52 +94,112 @@ class RiskBoard:
     evidence_day: date | None = None
     cache: dict[int, TaskRisk] = field(default_factory=dict)
     simulated: int = 0  # tasks simulated so far: what the cache saves is visible
+    revision: int = -1  # the ledger revision the snapshot reflects
     _by_key: dict[str, int] = field(default_factory=dict)
     _children: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
-    _queues: dict[str, list[tuple[int, date, datetime, int]]] | None = None
+    _blocking: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    # Per owner, the rank keys of their open work, sorted (see `count_ahead`), and a
+    # version that moves whenever that queue changes.
+    _queues: dict[str, list[tuple[int, date, datetime, int]]] = field(default_factory=dict)
+    _queue_versions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Each task's last inputs, with the queue version they were built at.
+    _moments: dict[int, tuple[TaskAtMoment, int]] = field(default_factory=dict)
 
     # --- keeping the snapshot -----------------------------------------------------
 
     @property
     def loaded(self) -> bool:
-        return bool(self.views)
+        return self.revision >= 0
 
-    def load(self) -> None:
-        """A cold board: every task of the ledger, once."""
+    def sync(self, views: Sequence[TaskView], revision: int, *, complete: bool) -> None:
+        """Brings the snapshot to `revision`. `views`: every task (`complete`, a full
+        evaluation) or the evaluated ones, which include every task changed since the
+        last evaluation. Only rows written after the snapshot's revision are read again."""
+        if not self.loaded:
+            if complete:
+                self.replace_all(views)
+            else:
+                from syncd.rules.store import RuleStore
+
+                self.replace_all(RuleStore(self.ledger, rules_only=True).load_all())
+        elif revision != self.revision:
+            changed = self._changed_since(self.revision, revision)
+            self.update([view for view in views if view.id in changed])
+        self.revision = revision
+
+    def _changed_since(self, after: int, until: int) -> set[int]:
         from syncd.rules.store import RuleStore
 
-        self.replace_all(RuleStore(self.ledger, rules_only=True).load_all())
+        return RuleStore(self.ledger).changed_between(after, until)
 
     def replace_all(self, views: Sequence[TaskView]) -> None:
         self.views = {view.id: view for view in views}
         self._by_key = {}
         self._children = defaultdict(set)
+        self._blocking = defaultdict(set)
+        self._moments = {}
         for view in views:
             self._index(view)
         self.marks = self._read_marks(None)
         self.moves = dict(self._count_slips(list(self.views)))
-        self._queues = None
+        queues: dict[str, list[tuple[int, date, datetime, int]]] = defaultdict(list)
+        for view in views:
+            owner = _owner(view)
+            if owner is not None and not view.closed:
+                queues[owner].append(_queue_entry(view))
+        for rows in queues.values():
+            rows.sort()
+        self._queues = dict(queues)
+        for owner in self._queues:
+            self._queue_versions[owner] += 1
 
     def update(self, views: Iterable[TaskView]) -> None:
-        """Tasks that changed (or may have): their rows, marks and slips read again."""
+        """Tasks that changed: their rows, marks and slips read again; the inputs of the
+        tasks they block, their parent and their owners' queues marked stale."""
         changed = []
         for view in views:
             old = self.views.get(view.id)
-            if old is not None and old.parent:
-                self._children[old.parent].discard(old.id)
+            if old is not None:
+                self._unindex(old)
             self.views[view.id] = view
             self._index(view)
             changed.append(view.id)
+            for key in {view.key, *(() if old is None else (old.key,))}:
+                for stale in (*self._blocking.get(key, ()), self._by_key.get(view.parent or "")):
+                    if stale is not None:
+                        self._moments.pop(stale, None)
+            if old is not None and old.parent and old.parent != view.parent:
+                self._moments.pop(self._by_key.get(old.parent, -1), None)
+            self._moments.pop(view.id, None)
         if not changed:
             return
         self.marks.update(self._read_marks(changed))
         self.moves.update(self._count_slips(changed))
-        self._queues = None
+
+    def _unindex(self, view: TaskView) -> None:
+        if view.parent:
+            self._children[view.parent].discard(view.id)
+        for key in view.blocked_by:
+            self._blocking[key].discard(view.id)
+        owner = _owner(view)
+        if owner is not None and not view.closed:
+            queue = self._queues.get(owner, [])
+            entry = _queue_entry(view)
+            at = bisect_left(queue, entry)
+            if at < len(queue) and queue[at] == entry:
+                del queue[at]
+                self._queue_versions[owner] += 1
 
     def _index(self, view: TaskView) -> None:
         self._by_key.setdefault(view.key, view.id)
         if view.parent:
             self._children[view.parent].add(view.id)
+        for key in view.blocked_by:
+            self._blocking[key].add(view.id)
+        owner = _owner(view)
+        if owner is not None and not view.closed and self.loaded:
+            insort(self._queues.setdefault(owner, []), _queue_entry(view))
+            self._queue_versions[owner] += 1
 
     def _read_marks(self, ids: Sequence[int] | None) -> dict[int, _Marks]:
         query = (
@@ -222,40 +283,48 @@ class RiskBoard:
         """Forecasts for these tasks (open, with a due date); cached ones reused when their
         inputs are the same and the day has not changed."""
         evidence = self.evidence_at(now)
-        queues = self._owner_queues()
+        views = self.views
         wanted: dict[int, TaskAtMoment] = {}
         for task_id in task_ids:
-            moment = self.moment(task_id, queues)
-            if moment is not None:
-                wanted[task_id] = moment
-        stale = [i for i, m in wanted.items() if (c := self.cache.get(i)) is None or c.moment != m]
+            view = views.get(task_id)
+            if view is None or view.due is None or view.closed or view.created_at is None:
+                continue
+            wanted[task_id] = self.moment(view)
+        cache = self.cache
+        stale = [
+            i for i, m in wanted.items()
+            if (c := cache.get(i)) is None or (c.moment is not m and c.moment != m)
+        ]  # fmt: skip
         if stale:
             made = forecast_many([wanted[i] for i in stale], evidence, now, seed=self.seed,
                                  params=self.params)  # fmt: skip
             self.simulated += len(stale)
             for task_id, made_one in zip(stale, made, strict=True):
-                self.cache[task_id] = TaskRisk(task_id, wanted[task_id], made_one, now)
-        for task_id in set(self.cache) - set(wanted):
-            if task_id in self.views and (task_id not in wanted):
-                view = self.views[task_id]
-                if view.closed or view.due is None:
-                    del self.cache[task_id]
-        return {i: self.cache[i] for i in wanted}
+                cache[task_id] = TaskRisk(task_id, wanted[task_id], made_one, now)
+        return {i: cache[i] for i in wanted}
 
-    def moment(
-        self, task_id: int, queues: Mapping[str, list[tuple[int, date, datetime, int]]]
-    ) -> TaskAtMoment | None:
-        view = self.views.get(task_id)
-        if view is None or view.closed or view.due is None or view.created_at is None:
-            return None
-        mark = self.marks.get(task_id) or _Marks()
-        blockers = tuple(self._item(j) for j in self._open_ids(view.blocked_by) if j != task_id)
+    def moment(self, view: TaskView) -> TaskAtMoment:
+        """The task's inputs: rebuilt when the task, what it waits for or its owner's
+        queue changed."""
+        owner = _owner(view)
+        version = self._queue_versions[owner] if owner is not None else 0
+        known = self._moments.get(view.id)
+        if known is not None and known[1] == version:
+            return known[0]
+        built = self._build_moment(view, owner)
+        self._moments[view.id] = (built, version)
+        return built
+
+    def _build_moment(self, view: TaskView, owner: str | None) -> TaskAtMoment:
+        assert view.due is not None and view.created_at is not None
+        mark = self.marks.get(view.id) or _Marks()
+        blockers = tuple(self._item(j) for j in self._open_ids(view.blocked_by) if j != view.id)
         subtasks = tuple(
             self._item(j) for j in sorted(self._children.get(view.key, ()))
             if not self.views[j].closed
         )  # fmt: skip
         in_progress = view.status == "in_progress"
-        owner = _owner(view)
+        queue = self._queues.get(owner, []) if owner is not None else []
         return TaskAtMoment(
             key=view.key,
             owner=owner,
@@ -270,9 +339,9 @@ class RiskBoard:
             logged_hours=view.logged_hours,
             blockers=blockers,
             open_subtasks=subtasks,
-            deadline_moves=self.moves.get(task_id, 0),
+            deadline_moves=self.moves.get(view.id, 0),
             last_activity=view.last_activity_at,
-            ahead=_ahead(queues.get(owner, []) if owner else [], view),
+            ahead=bisect_left(queue, _queue_entry(view)),
         )
 
     def _open_ids(self, keys: Iterable[str]) -> list[int]:
@@ -284,20 +353,6 @@ class RiskBoard:
         mark = self.marks.get(task_id) or _Marks()
         started = mark.started if view.status == "in_progress" else None
         return OpenItem(view.key, view.created_at or _EPOCH, started, _owner(view))
-
-    def _owner_queues(self) -> dict[str, list[tuple[int, date, datetime, int]]]:
-        """Per owner, the rank keys of their open work, sorted (see `count_ahead`)."""
-        if self._queues is None:
-            queues: dict[str, list[tuple[int, date, datetime, int]]] = defaultdict(list)
-            for view in self.views.values():
-                owner = _owner(view)
-                if owner is None or view.closed:
-                    continue
-                queues[owner].append((*_rank(view), view.id))
-            for rows in queues.values():
-                rows.sort()
-            self._queues = dict(queues)
-        return self._queues
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -311,10 +366,8 @@ def _rank(view: TaskView) -> tuple[int, date, datetime]:
     )
 
 
-def _ahead(queue: Sequence[tuple[int, date, datetime, int]], view: TaskView) -> int:
-    from bisect import bisect_left
-
-    return bisect_left(queue, _rank(view))
+def _queue_entry(view: TaskView) -> tuple[int, date, datetime, int]:
+    return (*_rank(view), view.id)
 
 
 def _owner(view: TaskView) -> str | None:
