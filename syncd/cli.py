@@ -737,13 +737,22 @@ def _day_option(value: str | None, option: str) -> Any:
 @forecast_app.command("backtest")
 def forecast_backtest(
     jira_export: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--jira-export",
             help="Jira issues, one JSON object per line as the REST API returns them "
             "with expand=changelog (.gz allowed).",
         ),
-    ],
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "-c",
+            "--config",
+            help="Replay this config's ledger (its status and field history) instead.",
+            show_default=False,
+        ),
+    ] = None,
     start: Annotated[
         str | None, typer.Option(help="First origin on or after this UTC date.")
     ] = None,
@@ -761,28 +770,45 @@ def forecast_backtest(
         Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
     ] = None,
 ) -> None:
-    """Replay a Jira export Monday by Monday, forecasting only from what was known then.
+    """Replay a Jira export, or the ledger's own history, Monday by Monday, forecasting
+    only from what was known then.
 
     Scores the forecasts against what happened, beside four baselines on the same pairs.
 
       syncd forecast backtest --jira-export issues.jsonl.gz --cut 2012-01-02
+      syncd forecast backtest -c syncd.toml --start 2026-01-05
     """
-    from syncd.forecast.report import backtest_jira_export, render_table, to_json_text
+    from syncd.forecast.report import (
+        backtest_jira_export,
+        backtest_ledger,
+        render_table,
+        to_json_text,
+    )
 
     output_format = _check_format(output_format, ("table", "json"))
     if fit and cut is None:
         fail_usage("--fit needs --cut: parameters are chosen on origins before it")
-    if not jira_export.is_file():
+    if (jira_export is None) == (config is None):
+        fail_usage("give exactly one of --jira-export FILE and -c/--config CONFIG")
+    if jira_export is not None and not jira_export.is_file():
         fail_usage(f"--jira-export: no such file: {jira_export}")
-    result = backtest_jira_export(
-        jira_export,
-        start=_day_option(start, "--start"),
-        end=_day_option(end, "--end"),
-        cut=_day_option(cut, "--cut"),
-        fit=fit,
-        seed=seed,
-        progress_console=errors,
-    )
+    when = {
+        "start": _day_option(start, "--start"),
+        "end": _day_option(end, "--end"),
+        "cut": _day_option(cut, "--cut"),
+    }
+    if jira_export is not None:
+        result = backtest_jira_export(
+            jira_export, **when, fit=fit, seed=seed, progress_console=errors
+        )
+    else:
+        ledger = _open_ledger(load_settings(config))
+        try:
+            result = backtest_ledger(ledger, **when, fit=fit, seed=seed, progress_console=errors)
+        except ValueError as exc:
+            fail(str(exc))
+        finally:
+            ledger.close()
     if output_format == "table" and output is None:
         render_table(result, console)
         return

@@ -44,6 +44,43 @@ class StatusChange:
     to_status: Status | None = None
 
 
+# Fields whose history the ledger keeps (besides status), and the JSON form of their values:
+#   due             "YYYY-MM-DD" or null
+#   fix_versions    [{"id": str, "name": str | null, "date": "YYYY-MM-DD" | null}, ...] by id
+#                   (Jira fix versions with their release date; a GitHub milestone with due_on)
+#   owners          [person id, ...] (as `Task.owners`)
+#   estimate_hours  number or null
+#   logged_hours    number or null
+#   priority        "high" | "medium" | "low" | null (as `Task.priority`)
+#   resolution      the source's resolution name or null (Jira; "Won't Fix" is not work done)
+#   blocked_by      [task key, ...] the task waits for (Jira "is blocked by" / "depends on")
+#   parent          task key or null
+#   activity        a person id or null: someone acted on the task then (a changelog entry,
+#                   comment, worklog, event); the value never "changes", each row is an act
+HISTORY_FIELDS = (
+    "due", "fix_versions", "owners", "estimate_hours", "logged_hours", "priority",
+    "resolution", "blocked_by", "parent", "activity",
+)  # fmt: skip
+
+
+@dataclass(slots=True, frozen=True)
+class FieldChange:
+    """A tracked field took `value` from `at` on, as the source tells it.
+
+    `key` identifies the change within its task and field for as long as the source
+    keeps it (a Jira changelog item "h<history id>/<item index>", a GitHub event
+    "e<event id>", a message "m<ts>", "initial" for the value the task was created
+    with); the ledger stores each (task, field, key) once, so a re-read adds nothing.
+    `at` None means the source does not say when: the ledger dates it at the sync.
+    """
+
+    field: str
+    value: Any
+    key: str
+    at: datetime | None
+    by: str | None = None
+
+
 @dataclass(slots=True)
 class Task:
     """A work item from one source, mapped to syncd's vocabulary.
@@ -88,6 +125,11 @@ class Task:
     verified_by: str | None = None
     participants: list[str] = field(default_factory=list)
     status_changes: list[StatusChange] = field(default_factory=list)
+    # Fix versions / milestone, in the `fix_versions` history form (see `HISTORY_FIELDS`);
+    # None where the source has no such notion. Kept in the field history, not a column.
+    fix_versions: list[dict[str, Any]] | None = None
+    # History of `HISTORY_FIELDS` the source reports (changelog, events, messages).
+    field_changes: list[FieldChange] = field(default_factory=list)
     raw: dict[str, Any] = field(default_factory=dict)
 
     def content_hash(self) -> str:

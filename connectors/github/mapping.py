@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from syncd.connectors.github.fields import current_milestone, issue_field_changes
 from syncd.connectors.github.settings import GitHubSettings
 from syncd.connectors.payload import (
     MappingError,
@@ -204,6 +205,13 @@ def map_issue(
         last_activity_at=_latest([created_at, *activity], now),
         verified_by=f"label:{verified_label}" if verified_label else None,
         participants=participants,
+        fix_versions=current_milestone(raw),
+        field_changes=issue_field_changes(
+            raw,
+            person=lambda login: people.resolve("github", login),
+            events=[e for e in events if isinstance(e, Mapping)],
+            priority_labels=settings.priority_labels,
+        ),
         raw=dict(raw),
     )
 

@@ -82,6 +82,9 @@ def map_issue(
     changelog endpoints) to those embedded in the payload; duplicates by id are
     dropped. `now` caps activity stamped in the future (clock skew).
     """
+    # Imported here: the field history reader builds on `history.py`, which imports this.
+    from syncd.connectors.jira.fields import current_fix_versions, issue_field_changes
+
     if not isinstance(raw, Mapping):
         raise MappingError(f"an issue must be a JSON object, got {type(raw).__name__}")
     external_id = _issue_id(raw)
@@ -135,6 +138,13 @@ def map_issue(
         verified_by=verified_by,
         participants=participants,
         status_changes=_status_changes(histories, people),
+        fix_versions=current_fix_versions(fields),
+        field_changes=issue_field_changes(
+            raw,
+            person=lambda handle: people.resolve("jira", handle),
+            priority_map=settings.priority_map,
+            histories=histories,
+        ),
         raw=dict(raw),
     )
 
@@ -458,6 +468,8 @@ def _status_changes(
                             from_raw=from_raw if isinstance(from_raw, str) else None,
                             to_raw=to_raw,
                             by=_person(history.get("author"), "author", people),
+                            # Changelog items carry no category: the stock names' kind.
+                            to_status=_STOCK_STATUS.get(to_raw.casefold()),
                         )
                     )
     return sorted(changes, key=lambda change: change.at)

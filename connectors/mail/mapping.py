@@ -29,7 +29,7 @@ from syncd.connectors.mail.parse import normalized_subject, strip_reply_prefixes
 from syncd.connectors.mail.settings import MailSettings
 from syncd.connectors.mail.threads import StoredMessage
 from syncd.extract import DateOrder, extract_due, extract_priority, find_references
-from syncd.model import Activity, Priority, Status, Task
+from syncd.model import Activity, FieldChange, Priority, Status, Task
 from syncd.people import PeopleDirectory
 
 MAX_DESCRIPTION = 4000
@@ -101,6 +101,7 @@ def map_thread(key: str, members: list[StoredMessage], context: MailContext) -> 
         participants=list(
             dict.fromkeys(p for m in messages if (p := context.person(m.mail.sender)))
         ),
+        field_changes=_due_as_read(root, messages, context),
         raw={"messages": [_summary(m) for m in members]},
     )
 
@@ -201,6 +202,26 @@ def _due_and_priority(
         if due is not None and priority is not None:
             break
     return due, priority, priority_raw
+
+
+def _due_as_read(
+    root: StoredMessage, messages: list[StoredMessage], context: MailContext
+) -> list[FieldChange]:
+    """The thread's due date and priority as they read after each message, by its date:
+    what a reader of the thread knew then (the root still speaks first)."""
+    changes: list[FieldChange] = []
+    previous: tuple[str | None, str | None] = (None, None)
+    for stored in sorted(messages, key=lambda m: m.when):
+        seen = [m for m in messages if m.when <= stored.when]
+        first = root if root in seen else seen[0]
+        due, priority, _ = _due_and_priority(first, seen, context)
+        now = (due.isoformat() if due else None, priority.value if priority else None)
+        key = f"m{stored.mail.message_id}"
+        for name, old, new in (("due", previous[0], now[0]), ("priority", previous[1], now[1])):
+            if new != old:
+                changes.append(FieldChange(name, new, key, stored.when))
+        previous = now
+    return changes
 
 
 def _links(messages: list[StoredMessage]) -> list[str]:

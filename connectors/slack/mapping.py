@@ -31,15 +31,15 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from syncd.config import PolicySettings
 from syncd.connectors.slack.settings import SlackSettings
 from syncd.extract import extract_doer, extract_due, extract_priority, find_references
-from syncd.model import Activity, Status, Task
+from syncd.model import Activity, FieldChange, Priority, Status, Task
 
 Json = dict[str, Any]
 
@@ -154,6 +154,13 @@ class Mapper:
         priority, priority_raw = extract_priority(text)
         activity_at = max([sent_at, *(ts_to_datetime(r.ts) for r in replies)])
         edited = _edited_at(message)
+        due = extract_due(
+            text,
+            sent_at=sent_at,
+            timezone=self.policy.timezone,
+            date_order=self.policy.date_order,
+        )
+        owners = list(dict.fromkeys(self.person(uid) for uid in owners_uid))
         return Task(
             source=self.source,
             external_id=f"{channel}/{ts}",
@@ -163,15 +170,10 @@ class Mapper:
             description=text,
             status=status,
             status_raw=status_raw,
-            owners=list(dict.fromkeys(self.person(uid) for uid in owners_uid)),
+            owners=owners,
             team=team,
             reporter=self.person(requester),
-            due=extract_due(
-                text,
-                sent_at=sent_at,
-                timezone=self.policy.timezone,
-                date_order=self.policy.date_order,
-            ),
+            due=due,
             priority=priority,
             priority_raw=priority_raw,
             links=list(dict.fromkeys(ref for r in replies for ref in r.refs)),
@@ -186,6 +188,9 @@ class Mapper:
             verified_by=verified_by,
             participants=list(
                 dict.fromkeys(self.person(uid) for uid in [requester, *(r.user for r in replies)])
+            ),
+            field_changes=_as_read(
+                message, ts, edited or sent_at, due=due, owners=owners, priority=priority
             ),
             raw=message,
         )
@@ -352,6 +357,32 @@ def _mentioned(text: str) -> list[str]:
 def _reactions(message: Json) -> list[Json]:
     reactions = message.get("reactions")
     return [r for r in reactions if isinstance(r, dict)] if isinstance(reactions, list) else []
+
+
+def _as_read(
+    message: Json,
+    ts: str,
+    read_at: datetime,
+    *,
+    due: date | None,
+    owners: list[str],
+    priority: Priority | None,
+) -> list[FieldChange]:
+    """Due date, owners and priority as the message said them when it was sent, or when it
+    was last edited (an edit is its own change: the text before it is gone)."""
+    edited = message.get("edited")
+    stamp = edited.get("ts") if isinstance(edited, Mapping) else None
+    key = f"m{ts}" if not isinstance(stamp, str) else f"m{ts}/edit {stamp}"
+    values = {
+        "due": due.isoformat() if due else None,
+        "owners": owners,
+        "priority": priority.value if priority else None,
+    }
+    return [
+        FieldChange(name, value, key, read_at)
+        for name, value in values.items()
+        if value or stamp is not None  # an edit that dropped a due date is a change too
+    ]
 
 
 def _edited_at(message: Json) -> datetime | None:

@@ -13,8 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from syncd.forecast.backtest import BASELINES, BacktestResult, run_backtest
+from syncd.forecast.timeline import History
+from syncd.ledger.repository import Ledger
 
-__all__ = ["backtest_jira_export", "render_table", "to_json_text"]
+__all__ = ["backtest_jira_export", "backtest_ledger", "render_table", "to_json_text"]
 
 _SHOWN = (
     ("scored", "pairs scored"),
@@ -42,6 +44,34 @@ def backtest_jira_export(
     from syncd.connectors.jira.history import history_from_issues, read_export
 
     history = history_from_issues(read_export(path))
+    return _replay(history, start, end, cut, fit, seed, progress_console)
+
+
+def backtest_ledger(
+    ledger: Ledger,
+    *,
+    start: date | None,
+    end: date | None,
+    cut: date | None,
+    fit: bool,
+    seed: int,
+    progress_console: Console,
+) -> BacktestResult:
+    """Replays the ledger's own history (tasks, status and field history) the same way."""
+    from syncd.forecast.ledger_history import history_from_ledger
+
+    return _replay(history_from_ledger(ledger), start, end, cut, fit, seed, progress_console)
+
+
+def _replay(
+    history: History,
+    start: date | None,
+    end: date | None,
+    cut: date | None,
+    fit: bool,
+    seed: int,
+    progress_console: Console,
+) -> BacktestResult:
     columns = (
         TextColumn("replaying Mondays"),
         BarColumn(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -71,6 +72,33 @@ _SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class JSONValue(TypeDecorator[Any]):
+    """Any JSON value, scalars included: JSONB on PostgreSQL, JSON text on SQLite.
+
+    SQLite's JSON column has numeric affinity, so a bare number stored as text would come
+    back as a number the JSON decoder refuses; a TEXT column keeps the encoding intact.
+    """
+
+    impl = JSONB
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(Text())
+        return dialect.type_descriptor(JSONB())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return orjson.dumps(value).decode()
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite" and isinstance(value, str):
+            return orjson.loads(value)
+        return value
+
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -221,6 +249,34 @@ class StatusHistory(Base):
     to_status: Mapped[str | None] = mapped_column(String(20))
     from_raw: Mapped[str | None] = mapped_column(String(200))
     to_raw: Mapped[str | None] = mapped_column(String(200))
+
+
+class FieldHistory(Base):
+    """A tracked field (`syncd.model.HISTORY_FIELDS`) took `value` from `changed_at` on.
+
+    `origin` says where the date comes from: "source" (the source dated the change),
+    "initial" (the value the task was created with, dated at its creation) or
+    "observed" (syncd saw the value change between two syncs; dated at that sync).
+    `change_key` is the source's stable id of the change (see `syncd.model.FieldChange`);
+    `(task_id, field, change_key)` is unique, so re-reading a history adds no rows.
+    Within one task and field, rows order by `(changed_at, id)`.
+    """
+
+    __tablename__ = "field_history"
+    __table_args__ = (
+        UniqueConstraint("task_id", "field", "change_key", name="uq_field_history_change"),
+        Index("ix_field_history_task_id_field_changed_at", "task_id", "field", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    field: Mapped[str] = mapped_column(String(40))
+    value: Mapped[Any] = mapped_column(JSONValue, nullable=True)
+    changed_at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    origin: Mapped[str] = mapped_column(String(10))
+    change_key: Mapped[str] = mapped_column(String(200))
+    changed_by: Mapped[str | None] = mapped_column(String(300))
 
 
 class SyncCursor(Base):

@@ -20,8 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.errors import SuspiciousDisappearance
 from syncd.ledger.db import create_ledger_engine, ensure_current, require_writable
+from syncd.ledger.field_history import current_values, field_history_rows
 from syncd.ledger.models import (
     Base,
+    FieldHistory,
     LedgerRevision,
     QuarantineRow,
     RawPayload,
@@ -48,6 +50,7 @@ TASKS = Base.metadata.tables["tasks"]
 RAW_PAYLOADS = Base.metadata.tables["raw_payloads"]
 HISTORY = Base.metadata.tables["status_history"]
 LINKS = Base.metadata.tables["task_links"]
+FIELD_HISTORY = Base.metadata.tables["field_history"]
 
 LINK_KINDS = {"blocked_by": "blocked_by", "links": "same_work", "children": "child"}
 
@@ -198,6 +201,7 @@ class Ledger:
         changed = [(ids[eid], by_external[eid], known.get(eid)) for eid in ids]
         self._write_payloads(session, changed, now)
         self._write_history(session, changed, now)
+        self._write_field_history(session, changed, now)
         self._write_links(session, changed)
         result.changed_task_ids = [task_id for task_id, _, _ in changed]
         return result
@@ -346,6 +350,39 @@ class Ledger:
         if rows:
             session.connection().execute(self._insert(HISTORY), rows)
 
+    def _write_field_history(
+        self, session: Session, changed: list[tuple[int, Task, _Known | None]], now: datetime
+    ) -> None:
+        """The changes each task carries, plus a change syncd observed itself where a field's
+        value differs from the latest one recorded (dated now: the source did not say when).
+        Only the changed tasks' latest values are read; existing (task, field, key) rows are
+        left alone, so a re-read writes nothing."""
+        existing = [task_id for task_id, _, previous in changed if previous is not None]
+        latest = self._latest_field_values(session, existing) if existing else {}
+        rows: list[dict[str, Any]] = []
+        for task_id, task, _ in changed:
+            rows.extend(field_history_rows(task_id, task, latest.get(task_id, {}), now))
+        if rows:
+            statement = self._insert(FIELD_HISTORY).on_conflict_do_nothing(
+                index_elements=["task_id", "field", "change_key"]
+            )
+            session.connection().execute(statement, rows)
+
+    def _latest_field_values(
+        self, session: Session, task_ids: list[int]
+    ) -> dict[int, dict[str, tuple[datetime, Any]]]:
+        query = (
+            select(
+                FieldHistory.task_id,
+                FieldHistory.field,
+                FieldHistory.changed_at,
+                FieldHistory.value,
+            )
+            .where(FieldHistory.task_id.in_(task_ids))
+            .order_by(FieldHistory.task_id, FieldHistory.changed_at, FieldHistory.id)
+        )
+        return current_values(session.execute(query))
+
     def _write_links(
         self, session: Session, changed: list[tuple[int, Task, _Known | None]]
     ) -> None:
@@ -491,6 +528,75 @@ class Ledger:
         query = select(StatusHistory).where(StatusHistory.task_id == task_id)
         with self.sessions() as session:
             return list(session.scalars(query.order_by(StatusHistory.at, StatusHistory.id)))
+
+    def status_histories(self, task_ids: Iterable[int]) -> dict[int, list[StatusHistory]]:
+        """Task id -> its status transitions, oldest first (tasks without any are absent)."""
+        wanted = sorted(set(task_ids))
+        found: dict[int, list[StatusHistory]] = {}
+        with self.sessions() as session:
+            for start in range(0, len(wanted), BATCH_SIZE):
+                query = (
+                    select(StatusHistory)
+                    .where(StatusHistory.task_id.in_(wanted[start : start + BATCH_SIZE]))
+                    .order_by(StatusHistory.task_id, StatusHistory.at, StatusHistory.id)
+                )
+                for row in session.scalars(query):
+                    found.setdefault(row.task_id, []).append(row)
+        return found
+
+    def field_history(
+        self, task_ids: Iterable[int], fields: Iterable[str] | None = None
+    ) -> dict[int, list[FieldHistory]]:
+        """Task id -> its recorded field changes, ordered by `(changed_at, id)`.
+
+        `fields` narrows to some of `syncd.model.HISTORY_FIELDS` ("due", "fix_versions",
+        "owners", "estimate_hours", "logged_hours", "priority"); values are in the JSON
+        form documented there. A row holds from its `changed_at` on (a change dated
+        exactly t is known at t); tasks without rows are absent.
+        """
+        wanted = sorted(set(task_ids))
+        names = list(fields) if fields is not None else None
+        found: dict[int, list[FieldHistory]] = {}
+        with self.sessions() as session:
+            for start in range(0, len(wanted), BATCH_SIZE):
+                query = select(FieldHistory).where(
+                    FieldHistory.task_id.in_(wanted[start : start + BATCH_SIZE])
+                )
+                if names is not None:
+                    query = query.where(FieldHistory.field.in_(names))
+                query = query.order_by(
+                    FieldHistory.task_id, FieldHistory.changed_at, FieldHistory.id
+                )
+                for row in session.scalars(query):
+                    found.setdefault(row.task_id, []).append(row)
+        return found
+
+    def field_values_at(
+        self, task_ids: Iterable[int], moment: datetime, fields: Iterable[str] | None = None
+    ) -> dict[int, dict[str, Any]]:
+        """Task id -> {field: value known at `moment`} (fields with no row by then are absent)."""
+        out: dict[int, dict[str, Any]] = {}
+        for task_id, rows in self.field_history(task_ids, fields).items():
+            values = {row.field: row.value for row in rows if row.changed_at <= moment}
+            if values:
+                out[task_id] = values
+        return out
+
+    def deadline_moves(self, task_ids: Iterable[int], as_of: datetime) -> dict[int, int]:
+        """Task id -> how many times its due date moved (from one date to another, not first
+        set or cleared) by `as_of` included: "slips already seen". Tasks with none: 0."""
+        wanted = set(task_ids)
+        moves = dict.fromkeys(wanted, 0)
+        for task_id, rows in self.field_history(wanted, ["due"]).items():
+            last: Any = None
+            for row in rows:
+                if row.changed_at > as_of:
+                    break
+                if last is not None and row.value is not None and row.value != last:
+                    moves[task_id] += 1
+                if row.value is not None:
+                    last = row.value
+        return moves
 
     def quarantine(self, source: str | None = None) -> list[QuarantineRow]:
         query = select(QuarantineRow).order_by(QuarantineRow.id)
