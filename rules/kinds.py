@@ -304,22 +304,25 @@ class DeadlineRisk(RuleKind):
 
     def check(self, task: TaskView, params: Any, ctx: EvalContext) -> str | None:
         risk = ctx.risks.get(task.id)
-        if risk is None or task.due is None:
+        if risk is None:
             return None
         from syncd.forecast.model import would_flag
 
+        deadline = risk.moment.deadline
         flagged = would_flag(
-            risk.forecast, task.due, ctx.now,
+            risk.forecast, deadline, ctx.now,
             threshold=params.threshold, min_lead=params.min_lead, horizon=params.horizon,
         )  # fmt: skip
         if not flagged:
             return None
         reasons = "; ".join(risk.forecast.reasons)
-        return f"{risk.forecast.p_miss:.0%} likely to miss its due date {task.due}: {reasons}"
+        what = "due date" if risk.moment.deadline_source == "due" else risk.moment.deadline_source
+        what = what.replace("_", " ") + (" date" if what != "due date" else "")
+        return f"{risk.forecast.p_miss:.0%} likely to miss its {what} {deadline}: {reasons}"
 
     def next_check(self, task: TaskView, params: Any, ctx: EvalContext) -> datetime | None:
         # The forecast's time threshold: it is made again every day.
-        if task.due is None or task.id not in ctx.risks:
+        if task.id not in ctx.risks:
             return None
         return datetime.combine(ctx.now.date() + timedelta(days=1), time(0), tzinfo=UTC)
 

@@ -137,3 +137,28 @@ def test_a_cold_board_reads_the_ledger_once(ledger: Ledger) -> None:
     assert not result.full and result.evaluated == 1
     assert set(open_violations(ledger)) == {("risk", "OPS-1")}
     assert board_for(ledger).loaded and board_for(ledger).simulated == 1
+
+
+def test_deadline_moves_come_from_the_field_history(ledger: Ledger) -> None:
+    store(ledger, *[finished(i) for i in range(14)], heading_for_a_miss(), fresh())
+    board = board_for(ledger)
+    evaluate(ledger, rules(RISK), POLICY, NOW)
+    task_id = ledger.task_by_key("OPS-1").id  # type: ignore[union-attr]
+    assert board.cache[task_id].moment.deadline_moves == 0
+    later = NOW + timedelta(hours=1)
+    store(ledger, heading_for_a_miss(due=date(2026, 3, 13), updated_at=later), now=later)
+    evaluate(ledger, rules(RISK), POLICY, later)
+    assert board.cache[task_id].moment.deadline_moves == 1
+    assert board.cache[task_id].moment.deadline == date(2026, 3, 13)
+
+
+def test_without_a_due_date_the_fix_version_date_is_the_deadline(ledger: Ledger) -> None:
+    release = [{"id": "10001", "name": "2.4", "date": "2026-03-12"},
+               {"id": "10002", "name": "3.0", "date": "2026-06-30"}]  # fmt: skip
+    store(ledger, *[finished(i) for i in range(14)],
+          heading_for_a_miss(due=None, fix_versions=release))  # fmt: skip
+    evaluate(ledger, rules(RISK), POLICY, NOW)
+    message = open_violations(ledger)[("risk", "OPS-1")]
+    assert "likely to miss its fix version date 2026-03-12:" in message
+    risk = board_for(ledger).cache[ledger.task_by_key("OPS-1").id]  # type: ignore[union-attr]
+    assert risk.moment.deadline_source == "fix_version"

@@ -13,13 +13,12 @@ The ledger -> model adapter. A `RiskBoard` holds, per ledger and per process:
 
 A `TaskAtMoment` is built from the ledger: the owner (first of `owners`), the team
 (else the project), status (blocked when an open blocker exists), created / started
-(first move into progress), the due date as deadline, priority rank (high 1, medium
-2, low 3), estimate / logged hours, open blockers (`blocked_by`) and open subtasks
+(first move into progress), the deadline (the due date, else the earliest release date
+among the fix versions / milestone the field history holds), priority rank (high 1,
+medium 2, low 3), estimate / logged hours, open blockers (`blocked_by`) and open subtasks
 (`parent`) as `OpenItem`s, `ahead` (the owner's open work before it by priority,
-deadline and age), the last activity, and the deadline moves counted from the
-ledger's field history when the ledger offers it (`Ledger.field_history`; without it,
-0 moves). The ledger keeps no fix-version or milestone date yet, so only tasks with a
-due date are forecast.
+deadline and age), the last activity, and the deadline moves
+(`Ledger.deadline_moves`: the due date moved from one date to another).
 
 The cache lives in memory (no migration may add a table for it): `syncd run` keeps it
 between cycles; a one-shot `syncd reconcile` builds it once per process. The rules'
@@ -31,7 +30,7 @@ from __future__ import annotations
 import weakref
 from bisect import bisect_left, insort
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -41,6 +40,7 @@ from sqlalchemy import func, select
 from syncd.forecast.model import (
     DEFAULT_PARAMS,
     DeadlineOutcome,
+    DeadlineSource,
     Evidence,
     FinishedWork,
     Forecast,
@@ -61,8 +61,7 @@ PRIORITY_RANK = {"high": 1, "medium": 2, "low": 3}
 _DONE = ("done", "verified")
 _QUEUE_LAST = (99, date.max)
 
-# (ledger task id) -> deadline moves; the field-history API, when the ledger has it.
-SlipCounter = Callable[[Ledger, Sequence[int]], Mapping[int, int]]
+_ALL_KNOWN = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +85,13 @@ class RiskBoard:
     ledger: Ledger
     params: ModelParams = DEFAULT_PARAMS
     seed: int = 0
-    slips: SlipCounter | None = None
+    # Deadline moves and fix-version / milestone dates are read as known at this moment
+    # (None: everything the field history holds).
+    history_as_of: datetime | None = None
     views: dict[int, TaskView] = field(default_factory=dict)
     marks: dict[int, _Marks] = field(default_factory=dict)
     moves: dict[int, int] = field(default_factory=dict)
+    version_dates: dict[int, date] = field(default_factory=dict)
     evidence: Evidence | None = None
     evidence_day: date | None = None
     cache: dict[int, TaskRisk] = field(default_factory=dict)
@@ -141,7 +143,8 @@ class RiskBoard:
         for view in views:
             self._index(view)
         self.marks = self._read_marks(None)
-        self.moves = dict(self._count_slips(list(self.views)))
+        self.moves, self.version_dates = {}, {}
+        self._read_history(list(self.views))
         queues: dict[str, list[tuple[int, date, datetime, int]]] = defaultdict(list)
         for view in views:
             owner = _owner(view)
@@ -174,7 +177,7 @@ class RiskBoard:
         if not changed:
             return
         self.marks.update(self._read_marks(changed))
-        self.moves.update(self._count_slips(changed))
+        self._read_history(changed)
 
     def _unindex(self, view: TaskView) -> None:
         if view.parent:
@@ -233,9 +236,34 @@ class RiskBoard:
                         mark.finished = _utc(closed_at)
         return marks
 
-    def _count_slips(self, ids: Sequence[int]) -> Mapping[int, int]:
-        counter = self.slips or _field_history_slips
-        return counter(self.ledger, ids)
+    def _read_history(self, ids: Sequence[int]) -> None:
+        """Deadline moves (`Ledger.deadline_moves`) and each task's earliest fix-version or
+        milestone date (the latest `fix_versions` value of the field history)."""
+        moment = self.history_as_of or _ALL_KNOWN
+        for task_id in ids:
+            self.moves.pop(task_id, None)
+            self.version_dates.pop(task_id, None)
+        if not ids:
+            return
+        self.moves.update({i: n for i, n in self.ledger.deadline_moves(ids, moment).items() if n})
+        known = self.ledger.field_values_at(ids, moment, ["fix_versions"])
+        for task_id, values in known.items():
+            dates = [
+                date.fromisoformat(v["date"])
+                for v in values.get("fix_versions") or []
+                if isinstance(v, dict) and isinstance(v.get("date"), str)
+            ]
+            if dates:
+                self.version_dates[task_id] = min(dates)
+
+    def deadline(self, view: TaskView) -> tuple[date, DeadlineSource] | None:
+        """The due date, else the earliest fix-version / milestone release date."""
+        if view.due is not None:
+            return view.due, "due"
+        released = self.version_dates.get(view.id)
+        if released is None:
+            return None
+        return released, "milestone" if "#" in view.key else "fix_version"
 
     # --- evidence -----------------------------------------------------------------
 
@@ -287,7 +315,9 @@ class RiskBoard:
         wanted: dict[int, TaskAtMoment] = {}
         for task_id in task_ids:
             view = views.get(task_id)
-            if view is None or view.due is None or view.closed or view.created_at is None:
+            if view is None or view.closed or view.created_at is None:
+                continue
+            if view.due is None and view.id not in self.version_dates:
                 continue
             wanted[task_id] = self.moment(view)
         cache = self.cache
@@ -316,7 +346,8 @@ class RiskBoard:
         return built
 
     def _build_moment(self, view: TaskView, owner: str | None) -> TaskAtMoment:
-        assert view.due is not None and view.created_at is not None
+        deadline = self.deadline(view)
+        assert deadline is not None and view.created_at is not None
         mark = self.marks.get(view.id) or _Marks()
         blockers = tuple(self._item(j) for j in self._open_ids(view.blocked_by) if j != view.id)
         subtasks = tuple(
@@ -332,8 +363,8 @@ class RiskBoard:
             status="blocked" if blockers else ("in_progress" if in_progress else "open"),
             created_at=view.created_at,
             started_at=mark.started if in_progress else None,
-            deadline=view.due,
-            deadline_source="due",
+            deadline=deadline[0],
+            deadline_source=deadline[1],
             priority_rank=PRIORITY_RANK.get(view.priority or ""),
             estimate_hours=view.estimate_hours,
             logged_hours=view.logged_hours,
@@ -392,28 +423,6 @@ def _utc(value: Any) -> datetime | None:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _field_history_slips(ledger: Ledger, ids: Sequence[int]) -> Mapping[int, int]:
-    """Deadline moves from the ledger's field history, when this ledger has one."""
-    reader = getattr(ledger, "field_history", None)
-    if reader is None or not ids:
-        return {}
-    return _slips_from_history(reader, ids)
-
-
-def _slips_from_history(reader: Callable[..., Any], ids: Sequence[int]) -> dict[int, int]:
-    moves: dict[int, int] = {}
-    try:
-        changes = reader(task_ids=list(ids), fields=("due",))
-    except TypeError:  # an API of another shape: no slips rather than a wrong count
-        return moves
-    for change in changes:
-        task_id = getattr(change, "task_id", None)
-        old = getattr(change, "old_value", getattr(change, "from_value", None))
-        if task_id is not None and old is not None:
-            moves[task_id] = moves.get(task_id, 0) + 1
-    return moves
 
 
 _BOARDS: weakref.WeakKeyDictionary[Ledger, RiskBoard] = weakref.WeakKeyDictionary()

@@ -4,8 +4,8 @@ person's load against their throughput.
 `build_outlook` forecasts every open task with a due date through the same adapter
 as the `deadline_risk` rule (`syncd.forecast.ledger.RiskBoard`), as of `as_of`: only
 work finished by then is evidence and only work created by then is forecast (the
-task's other fields are the ledger's current ones: the ledger has no field history
-yet). A task is flagged as the first `deadline_risk` rule of the configuration
+deadline moves and fix-version dates are those known by then; the task's other
+fields are the ledger's current ones). A task is flagged as the first `deadline_risk` rule of the configuration
 would flag it (else with the rule's defaults). Renderers: `render_table` (rich),
 `to_json_text`, and `syncd.forecast.page.render_page` (HTML).
 """
@@ -43,7 +43,7 @@ def build_outlook(
 ) -> dict[str, Any]:
     from syncd.rules.store import RuleStore
 
-    board = RiskBoard(ledger)
+    board = RiskBoard(ledger, history_as_of=as_of)
     board.replace_all(RuleStore(ledger).load_all())  # with urls: the page links each task
     created_by = [
         view.id
