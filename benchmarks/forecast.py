@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -62,18 +63,20 @@ def main() -> None:
         def full(rules: list[object]) -> Callable[[], EvaluationResult]:
             return lambda: evaluate(ledger, rules, policy, NOW, full=True)  # type: ignore[arg-type]
 
-        _, baseline_1 = timed(full(base))
         _, cold = timed(full(with_risk))
         board = board_for(ledger)
         simulated = board.simulated
-        cached_result, cached = timed(full(with_risk))
-        _, baseline_2 = timed(full(base))
-        _, cached_2 = timed(full(with_risk))
-        baseline, cached = min(baseline_1, baseline_2), min(cached, cached_2)
+        # Alternating, three of each, best of three: the machine is shared and noisy.
+        baselines, cacheds = [], []
+        for _ in range(3):
+            baselines.append(timed(full(base))[1])
+            cached_result, seconds = timed(full(with_risk))
+            cacheds.append(seconds)
+        baseline, cached = min(baselines), min(cacheds)
         flagged = cached_result.rules["risk"].open
         print(
-            f"baseline full evaluation, {len(base)} rules: {baseline:.2f}s "
-            f"({cached_result.evaluated:,} tasks)"
+            f"baseline full evaluation, {len(base)} rules: {baseline:.2f}s best of "
+            f"{', '.join(f'{b:.2f}' for b in baselines)} ({cached_result.evaluated:,} tasks)"
         )
         print(
             f"+ deadline_risk, forecasts cold: {cold:.2f}s (+{cold - baseline:.2f}s; "
@@ -81,28 +84,33 @@ def main() -> None:
             f"{(cold - baseline) / max(simulated, 1) * 1e6:.0f} µs each)"
         )
         print(
-            f"+ deadline_risk, forecasts cached: {cached:.2f}s (+{cached - baseline:.2f}s, "
+            f"+ deadline_risk, forecasts cached: {cached:.2f}s best of "
+            f"{', '.join(f'{c:.2f}' for c in cacheds)} (+{cached - baseline:.2f}s, "
             f"{cached / baseline:.2f}x baseline; simulated again: "
             f"{board.simulated - simulated}; {flagged:,} flagged)  target: adds <= 1 s"
         )
-        changed, count = with_changes(tasks, 0.01)
-        later = NOW + timedelta(minutes=5)
-        edited = [t for t, old in zip(changed, tasks, strict=True) if t is not old]
-        # Half the edits move a due date: their forecasts must be made again.
-        edited = [
-            replace(
-                t, updated_at=later, due=t.due + timedelta(days=7) if t.due and i % 2 else t.due
+        for round_, (rules, label) in enumerate(
+            ((base, "9 rules"), (with_risk, "+ deadline_risk"))
+        ):
+            evaluate(ledger, rules, policy, NOW, full=True)  # the watermark for these rules
+            changed, count = with_changes(tasks, 0.01, seed=11 + round_)
+            later = NOW + timedelta(minutes=5 * (round_ + 1))
+            edited = [t for t, old in zip(changed, tasks, strict=True) if t is not old]
+            # Half the edits move a due date: their forecasts must be made again.
+            edited = [
+                replace(t, updated_at=later,
+                        due=t.due + timedelta(days=7) if t.due and i % 2 else t.due)
+                for i, t in enumerate(edited)
+            ]  # fmt: skip
+            ledger.ingest_page("gh", edited, now=later)
+            before = board.simulated
+            incremental, seconds = timed(partial(evaluate, ledger, rules, policy, later))
+            print(
+                f"incremental, {label}, after {count:,} changed (half with a new due date): "
+                f"{incremental.evaluated:,} tasks evaluated, {board.simulated - before:,} "
+                f"simulated, in {seconds:.3f}s = {seconds / cached:.1%} of the cached full "
+                f"evaluation (target <= 5%)"
             )
-            for i, t in enumerate(edited)
-        ]
-        ledger.ingest_page("gh", edited, now=later)
-        before = board.simulated
-        incremental, seconds = timed(lambda: evaluate(ledger, with_risk, policy, later))
-        print(
-            f"incremental after {count:,} changed (half with a new due date): "
-            f"{incremental.evaluated:,} tasks evaluated, {board.simulated - before:,} simulated, "
-            f"in {seconds:.3f}s = {seconds / cached:.1%} of the full evaluation (target <= 5%)"
-        )
         ledger.close()
 
 

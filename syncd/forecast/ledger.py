@@ -245,12 +245,24 @@ class RiskBoard:
             self.version_dates.pop(task_id, None)
         if not ids:
             return
-        self.moves.update({i: n for i, n in self.ledger.deadline_moves(ids, moment).items() if n})
-        known = self.ledger.field_values_at(ids, moment, ["fix_versions"])
-        for task_id, values in known.items():
+        # One read of the field history for both (`Ledger.deadline_moves` counts the same
+        # way: a due date that moved from one date to another, not one first set or cleared).
+        for task_id, rows in self.ledger.field_history(ids, ["due", "fix_versions"]).items():
+            last_due: Any = None
+            versions: Any = None
+            for row in rows:
+                if row.changed_at > moment:
+                    break
+                if row.field == "fix_versions":
+                    versions = row.value
+                    continue
+                if last_due is not None and row.value is not None and row.value != last_due:
+                    self.moves[task_id] = self.moves.get(task_id, 0) + 1
+                if row.value is not None:
+                    last_due = row.value
             dates = [
                 date.fromisoformat(v["date"])
-                for v in values.get("fix_versions") or []
+                for v in versions or []
                 if isinstance(v, dict) and isinstance(v.get("date"), str)
             ]
             if dates:
