@@ -1,12 +1,12 @@
 """`syncd forecast`: the ledger's open work at risk of missing its deadline, and each
 person's load against their throughput.
 
-`build_outlook` forecasts every open task with a due date through the same adapter
+`build_outlook` forecasts every open task with a deadline through the same adapter
 as the `deadline_risk` rule (`syncd.forecast.ledger.RiskBoard`), as of `as_of`: only
-work finished by then is evidence and only work created by then is forecast (the
-deadline moves and fix-version dates are those known by then; the task's other
-fields are the ledger's current ones). A task is flagged as the first `deadline_risk` rule of the configuration
-would flag it (else with the rule's defaults). Renderers: `render_table` (rich),
+work finished by then is evidence and only work created by then is forecast (deadline
+moves and fix-version dates are those known by then; the task's other fields are the
+ledger's current ones). A task is flagged as the first `deadline_risk` rule of the
+configuration would flag it (else with the rule's defaults). Renderers: `render_table` (rich),
 `to_json_text`, and `syncd.forecast.page.render_page` (HTML).
 """
 
