@@ -225,12 +225,17 @@ class RiskBoard:
                         if mark.finished is None or (moment and moment > mark.finished):
                             mark.finished = moment
             # Work that arrived already done has no transition of its own: its closed_at.
-            closed = select(TaskRow.id, TaskRow.closed_at).where(
-                TaskRow.status.in_(_DONE), TaskRow.closed_at.is_not(None)
-            )
+            # Asked by id alone: with the status in the query SQLite walks the status index.
+            closed = select(TaskRow.id, TaskRow.status, TaskRow.closed_at)
             for chunk in chunks:
-                scoped_closed = closed if chunk is None else closed.where(TaskRow.id.in_(chunk))
-                for task_id, closed_at in session.execute(scoped_closed):
+                scoped_closed = (
+                    closed.where(TaskRow.status.in_(_DONE))
+                    if chunk is None
+                    else closed.where(TaskRow.id.in_(chunk))
+                )
+                for task_id, status, closed_at in session.execute(scoped_closed):
+                    if status not in _DONE or closed_at is None:
+                        continue
                     mark = marks.setdefault(task_id, _Marks())
                     if mark.finished is None:
                         mark.finished = _utc(closed_at)
