@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -306,10 +306,8 @@ class DeadlineRisk(RuleKind):
         risk = ctx.risks.get(task.id)
         if risk is None:
             return None
-        from syncd.forecast.model import would_flag
-
         deadline = risk.moment.deadline
-        flagged = would_flag(
+        flagged = _would_flag()(
             risk.forecast, deadline, ctx.now,
             threshold=params.threshold, min_lead=params.min_lead, horizon=params.horizon,
         )  # fmt: skip
@@ -324,7 +322,21 @@ class DeadlineRisk(RuleKind):
         # The forecast's time threshold: it is made again every day.
         if task.id not in ctx.risks:
             return None
-        return datetime.combine(ctx.now.date() + timedelta(days=1), time(0), tzinfo=UTC)
+        return _next_day(ctx.now.date())
+
+
+@cache
+def _next_day(today: date) -> datetime:
+    return datetime.combine(today + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+@cache
+def _would_flag() -> Any:
+    """`syncd.forecast.model.would_flag`, imported on first use (numpy stays unloaded
+    for configurations without a deadline_risk rule)."""
+    from syncd.forecast.model import would_flag
+
+    return would_flag
 
 
 # --- closing the loop -------------------------------------------------------------------

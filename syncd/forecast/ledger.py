@@ -328,25 +328,32 @@ class RiskBoard:
         """Forecasts for these tasks (open, with a due date); cached ones reused when their
         inputs are the same and the day has not changed."""
         evidence = self.evidence_at(now)
-        views = self.views
+        # One pass, locals bound: a full evaluation asks for every task of the ledger.
+        views, moments, versions = self.views, self._moments, self._queue_versions
+        cache, version_dates, closed = self.cache, self.version_dates, CLOSED
         wanted: dict[int, TaskAtMoment] = {}
+        stale: list[int] = []
         for task_id in task_ids:
             view = views.get(task_id)
-            if view is None or view.closed or view.created_at is None:
+            if view is None or view.status in closed or view.created_at is None:
                 continue
-            if view.due is None and view.id not in self.version_dates:
+            if view.due is None and task_id not in version_dates:
                 continue
-            wanted[task_id] = self.moment(view)
-        cache = self.cache
-        stale = [
-            i for i, m in wanted.items()
-            if (c := cache.get(i)) is None or (c.moment is not m and c.moment != m)
-        ]  # fmt: skip
+            owners = view.owners
+            known = moments.get(task_id)
+            if known is not None and known[1] == (versions[owners[0]] if owners else 0):
+                moment = known[0]
+            else:
+                moment = self.moment(view)
+            wanted[task_id] = moment
+            made = cache.get(task_id)
+            if made is None or (made.moment is not moment and made.moment != moment):
+                stale.append(task_id)
         if stale:
-            made = forecast_many([wanted[i] for i in stale], evidence, now, seed=self.seed,
-                                 params=self.params)  # fmt: skip
+            fresh = forecast_many([wanted[i] for i in stale], evidence, now, seed=self.seed,
+                                  params=self.params)  # fmt: skip
             self.simulated += len(stale)
-            for task_id, made_one in zip(stale, made, strict=True):
+            for task_id, made_one in zip(stale, fresh, strict=True):
                 cache[task_id] = TaskRisk(task_id, wanted[task_id], made_one, now)
         return {i: cache[i] for i in wanted}
 
