@@ -31,7 +31,7 @@ from rules import RULES
 from syncd.config import PolicySettings, RuleSettings
 from syncd.forecast.ledger import board_for
 from syncd.ledger.repository import Ledger
-from syncd.rules.engine import EvaluationResult, compile_rules, evaluate
+from syncd.rules.engine import CompiledRule, EvaluationResult, compile_rules, evaluate
 
 T = TypeVar("T")
 
@@ -60,8 +60,8 @@ def main() -> None:
             ledger.ingest_page("gh", tasks[start : start + 2000], now=NOW)
         ledger.resolve_links()
 
-        def full(rules: list[object]) -> Callable[[], EvaluationResult]:
-            return lambda: evaluate(ledger, rules, policy, NOW, full=True)  # type: ignore[arg-type]
+        def full(rules: list[CompiledRule]) -> Callable[[], EvaluationResult]:
+            return lambda: evaluate(ledger, rules, policy, NOW, full=True)
 
         _, cold = timed(full(with_risk))
         board = board_for(ledger)
