@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -326,6 +326,8 @@ def _evaluate(
         result.changed, result.came_due, result.dependents = len(changed), len(due), len(dependents)
         evaluated_ids = changed | due | dependents
         views = store.load_ids(evaluated_ids)
+    if any(rule.kind.name == "deadline_risk" for rule in rules):
+        ctx = replace(ctx, risks=_forecasts(ledger, views, high_water, full=full, now=now))
     findings, next_checks = judge(rules, views, ctx)
     rule_ids = {rule.id for rule in rules}
     counts = store.record(findings, next_checks, evaluated_ids, rule_ids, now, full=full)
@@ -333,3 +335,15 @@ def _evaluate(
     result.evaluated = len(views)
     result.rules = {rule.id: counts.get(rule.id, RuleCounts()) for rule in rules}
     return result
+
+
+def _forecasts(
+    ledger: Ledger, views: list[TaskView], revision: int, *, full: bool, now: datetime
+) -> dict[int, Any]:
+    """deadline_risk's forecasts of the evaluated tasks (`syncd.forecast.ledger`): the
+    board's snapshot follows the ledger's revisions, and only changed inputs are simulated."""
+    from syncd.forecast.ledger import board_for
+
+    board = board_for(ledger)
+    board.sync(views, revision, complete=full)
+    return board.forecasts((view.id for view in views), now)

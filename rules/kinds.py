@@ -8,9 +8,10 @@ the next moment its verdict can change without the task changing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
@@ -28,6 +29,9 @@ class EvalContext:
     now: datetime
     timezone: ZoneInfo
     team_aliases: frozenset[str]
+    # deadline_risk: each evaluated open task's forecast (`syncd.forecast.ledger.TaskRisk`),
+    # by task id; filled by the engine only when a deadline_risk rule exists.
+    risks: Mapping[int, Any] = field(default_factory=dict, compare=False, repr=False)
     # Days already converted by start_of: an evaluation asks for the same few again and again.
     _starts: dict[date, datetime] = field(default_factory=dict, compare=False, repr=False)
 
@@ -275,6 +279,66 @@ def _blocker_problem(
     return None
 
 
+# --- deadline risk --------------------------------------------------------------------
+
+
+class DeadlineRiskParams(Params):
+    # P(miss) at or above which a task is flagged; default fitted on real history.
+    threshold: float | None = Field(default=None, gt=0.0, le=1.0)
+    # Working days that must remain before the deadline (closer is due_soon's job).
+    min_lead: int = Field(default=3, ge=0)
+    # Working days ahead beyond which nothing is flagged (None: no limit).
+    horizon: int | None = Field(default=None, ge=1)
+
+
+class DeadlineRisk(RuleKind):
+    """The task's forecast (`syncd.forecast`) says it will probably miss its due date.
+
+    The engine fills `EvalContext.risks` with the forecasts of the tasks it evaluates;
+    the message is the forecast's reasons, in plain words.
+    """
+
+    name = "deadline_risk"
+    params_model = DeadlineRiskParams
+    summary = "not heading for a missed deadline (forecast from the team's own history)"
+
+    def check(self, task: TaskView, params: Any, ctx: EvalContext) -> str | None:
+        risk = ctx.risks.get(task.id)
+        if risk is None:
+            return None
+        deadline = risk.moment.deadline
+        flagged = _would_flag()(
+            risk.forecast, deadline, ctx.now,
+            threshold=params.threshold, min_lead=params.min_lead, horizon=params.horizon,
+        )  # fmt: skip
+        if not flagged:
+            return None
+        reasons = "; ".join(risk.forecast.reasons)
+        what = "due date" if risk.moment.deadline_source == "due" else risk.moment.deadline_source
+        what = what.replace("_", " ") + (" date" if what != "due date" else "")
+        return f"{risk.forecast.p_miss:.0%} likely to miss its {what} {deadline}: {reasons}"
+
+    def next_check(self, task: TaskView, params: Any, ctx: EvalContext) -> datetime | None:
+        # The forecast's time threshold: it is made again every day.
+        if task.id not in ctx.risks:
+            return None
+        return _next_day(ctx.now.date())
+
+
+@cache
+def _next_day(today: date) -> datetime:
+    return datetime.combine(today + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+@cache
+def _would_flag() -> Any:
+    """`syncd.forecast.model.would_flag`, imported on first use (numpy stays unloaded
+    for configurations without a deadline_risk rule)."""
+    from syncd.forecast.model import would_flag
+
+    return would_flag
+
+
 # --- closing the loop -------------------------------------------------------------------
 
 
@@ -329,9 +393,10 @@ _BUILT_IN: tuple[RuleKind, ...] = (
     Stale(),
     VerifyBeforeClose(),
     DueSoon(),
+    DeadlineRisk(),
     Custom(),
 )
 KINDS: dict[str, RuleKind] = {kind.name: kind for kind in _BUILT_IN}
 
 # Named in SPEC but built in a later issue: refused with a clear message.
-NOT_YET = {"deadline_risk": "deadline_risk is not available yet (it needs throughput history)"}
+NOT_YET: dict[str, str] = {}

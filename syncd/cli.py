@@ -643,10 +643,84 @@ def audit(
 
 # --- forecast ------------------------------------------------------------------------
 
-forecast_app = typer.Typer(
-    help="Deadline risk: forecasts and their backtest.", no_args_is_help=True
-)
+forecast_app = typer.Typer(help="Deadline risk: forecasts and their backtest.")
 app.add_typer(forecast_app, name="forecast")
+
+
+@forecast_app.callback(invoke_without_command=True)
+def forecast(
+    ctx: typer.Context,
+    config: ConfigOption = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Forecast as of this UTC date (default: now)."),
+    ] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this person's work.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="table, json or html.")
+    ] = "table",
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """The open work heading for a missed deadline, highest risk first, with the reasons;
+    each person's load against their throughput.
+
+    Reads the ledger only (run `syncd reconcile` first). Flags as the configuration's
+    first `deadline_risk` rule would (else with its defaults). `--format html` is one
+    self-contained page with a chart of each at-risk task's finish range.
+
+      syncd forecast -c syncd.toml
+
+      syncd forecast -c syncd.toml --owner alice --format html -o risk.html
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from datetime import UTC, datetime, time
+
+    from syncd.forecast.outlook import FlagRule, build_outlook, render_table, to_json_text
+
+    output_format = _check_format(output_format, ("table", "json", "html"))
+    day = _day_option(as_of, "--as-of")
+    settings = load_settings(config)
+    rules = _compiled_rules(settings, config)
+    risk_rule = next((r for r in rules if r.kind.name == "deadline_risk"), None)
+    flag = FlagRule() if risk_rule is None else FlagRule(**risk_rule.params.model_dump())
+    moment = SystemClock().now() if day is None else datetime.combine(day, time(0), tzinfo=UTC)
+    ledger = _open_ledger(settings)
+    try:
+        outlook = build_outlook(ledger, moment, owner=owner, rule=flag)
+    finally:
+        ledger.close()
+    if output_format == "table" and output is None:
+        render_table(outlook, console)
+        return
+    if output_format == "json":
+        text = to_json_text(outlook)
+    elif output_format == "html":
+        from syncd.forecast.page import render_page
+
+        text = render_page(outlook)
+    else:
+        text = _outlook_table_text(outlook)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
+    errors.print(f"wrote {output}", highlight=False, markup=False)
+
+
+def _outlook_table_text(outlook: dict[str, Any]) -> str:
+    import io
+
+    from syncd.forecast.outlook import render_table
+
+    buffer = io.StringIO()
+    render_table(outlook, Console(file=buffer, width=140))
+    return buffer.getvalue()
 
 
 def _day_option(value: str | None, option: str) -> Any:

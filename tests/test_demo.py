@@ -29,8 +29,15 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     for source in ("gh", "jira", "chat", "support"):
         assert f"│ {source} " in out
     assert "Ownerless tasks (5)" in out
-    assert "Follow-ups posted (7)" in out
+    # 7 follow-ups of the policy rules, plus deadline_risk's one for MIG-5.
+    assert "Follow-ups posted (8)" in out
     assert "MIG-1 is at risk: blocked by MIG-2, which is overdue" in out
+    # MIG-5 (open 150 days, idle 45, due in 8 days) is heading for a miss; the warning
+    # carries the forecast's reason, and the deadline-risk table shows it too.
+    assert "MIG-5 is heading for a missed deadline:" in out
+    assert "no activity for 45 days" in out
+    assert "│ deadline-risk │    1 │" in out
+    assert "1 at risk of" in out and "│ MIG-5 │ dev" in out
     assert "email (SMTP)" in out and "Re: Staging site down after the DNS test" in out
     demo = tmp_path / "demo"
     assert "<svg" in (demo / "report.html").read_text()
@@ -45,8 +52,13 @@ def test_demo_runs_the_whole_loop(tmp_path: Path) -> None:
     tasks = json.loads(
         syncd("tasks", "-c", "demo/syncd.toml", "--format", "json", cwd=tmp_path).stdout
     )
-    assert len(tasks["tasks"]) == 11
+    # The 11 tasks of the story, 12 finished ones (the team's history) and MIG-5.
+    assert len(tasks["tasks"]) == 24
+    risk = json.loads(
+        syncd("forecast", "-c", "demo/syncd.toml", "--format", "json", cwd=tmp_path).stdout
+    )
+    assert [t["key"] for t in risk["at_risk"]] == ["MIG-5"]
 
     # Running it again tells the same story from scratch.
     again = syncd("demo", "--dir", "demo", cwd=tmp_path)
-    assert again.returncode == 0 and "Follow-ups posted (7)" in again.stdout
+    assert again.returncode == 0 and "Follow-ups posted (8)" in again.stdout

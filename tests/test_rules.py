@@ -269,7 +269,7 @@ def test_scope_and_custom_require(sqlite_ledger: Ledger) -> None:
         ),
         ({"id": "x", "kind": "stale", "scope": "stauts == 'open'"}, "rule x: scope"),
         ({"id": "x", "kind": "custom", "require": "size(owners)"}, "must be true or false"),
-        ({"id": "x", "kind": "deadline_risk"}, "deadline_risk is not available yet"),
+        ({"id": "x", "kind": "deadline_risk", "threshold": 1.5}, "threshold: Input should be"),
         ({"id": "x", "kind": "stale", "dayz": 3}, "dayz: unknown parameter for kind stale"),
         (
             {"id": "x", "kind": "stale", "days": 0},

@@ -205,6 +205,12 @@ followup = {{ via = "source", every = "2d" }}
 id = "due-soon"
 kind = "due_soon"
 days = 2
+
+[[rules]]
+id = "deadline-risk"
+kind = "deadline_risk"
+severity = "warning"
+followup = {{ via = "source", every = "2d", max = 2, escalate_to = "maria" }}
 """
 
 

@@ -38,6 +38,7 @@ def run_demo(directory: Path, console: Console, *, keep_running: bool = False) -
             print_reconcile_report(report)
             _print_ownerless(ledger, settings, console)
             _print_posted(demo, console)
+            _print_deadline_risk(ledger, rules, console)
             report_path = _write_html(ledger, settings, rules, directory, console)
         finally:
             ledger.close()
@@ -94,6 +95,17 @@ def _print_posted(demo: DemoEnvironment, console: Console) -> None:
     console.print(table)
 
 
+def _print_deadline_risk(ledger: Ledger, rules: list[CompiledRule], console: Console) -> None:
+    """The deadline_risk rule's view of the same ledger, as `syncd forecast` shows it."""
+    from syncd.clock import SystemClock
+    from syncd.forecast.outlook import FlagRule, build_outlook, render_table
+
+    rule = next((r for r in rules if r.kind.name == "deadline_risk"), None)
+    flag = FlagRule() if rule is None else FlagRule(**rule.params.model_dump())
+    console.print()
+    render_table(build_outlook(ledger, SystemClock().now(), rule=flag), console)
+
+
 def _write_html(
     ledger: Ledger, settings: Settings, rules: list[CompiledRule], directory: Path, console: Console
 ) -> Path:
@@ -114,6 +126,7 @@ def _print_next_steps(config: Path, report: Path, console: Console) -> None:
         f"  syncd audit -c {config} --report ownerless\n"
         f"  syncd audit -c {config} --report compliance --format html -o {report.parent / 'compliance.html'}\n"
         f"  syncd tasks -c {config} --format json\n"
+        f"  syncd forecast -c {config} --format html -o {report.parent / 'forecast.html'}\n"
         f"  syncd rules check -c {config}\n"
         f"  syncd demo --keep-running   # then, in another terminal: syncd reconcile -c {config} --dry-run"
     )

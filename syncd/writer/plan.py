@@ -63,6 +63,8 @@ DEFAULT_TEMPLATES = {
     "verify_before_close": "{{ name }} was closed as done but not verified. "
     "Could you confirm it meets its acceptance criteria?",
     "due_soon": "{{ name }} is {{ violation.message }}. Can it start today?",
+    "deadline_risk": "{{ name }} is heading for a missed deadline: {{ violation.message }}. "
+    "What would bring it in on time, or should the date move?",
     "custom": "{{ name }}: {{ violation.message }}.",
 }
 ESCALATION = (
