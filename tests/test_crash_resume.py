@@ -101,6 +101,8 @@ def change_world(world: World, rng: random.Random, round_number: int) -> None:
         world.edit_jira_issue(key, summary=f"{key} (round {round_number})")
 
 
+# Dozens of process starts: about 4.5 minutes on a busy 2-core machine, 2 on a quiet one.
+@pytest.mark.timeout(900)
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     tmp_path: Path, sandbox: Sandbox
 ) -> None:
