@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -41,6 +42,7 @@ from syncd.service.http import http_limits, serve_in_thread
 from syncd.service.inbox import GroupCommit, Incoming, stored_within
 
 ASK_TIMEOUT = 5.0  # seconds the main process has to answer /healthz or /metrics
+COUNTS_EVERY = 0.25  # seconds between sending the webhook counts (one message, not one each)
 PR_SET_PDEATHSIG = 1
 
 log = get_logger("syncd.service.front")
@@ -54,6 +56,8 @@ class FrontBackend:
     ) -> None:
         self.settings, self.inbox, self.channel, self.registry = settings, inbox, channel, registry
         self.clock = SystemClock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._counts_lock = threading.Lock()
 
     def webhook_secret(self, source: str) -> tuple[str, str] | None:
         return secret_of(self.settings, source)
@@ -69,11 +73,21 @@ class FrontBackend:
         return report
 
     def metrics(self) -> bytes:
+        self.send_counts()  # the answer includes every request answered before this one
         main: str = self.channel.ask("metrics", ASK_TIMEOUT)
         return generate_latest(self.registry) + main.encode()
 
     def count_webhook(self, source: str, outcome: str) -> None:
-        self.channel.post({"op": "count", "source": source, "outcome": outcome})
+        with self._counts_lock:
+            self._counts[source, outcome] += 1
+
+    def send_counts(self) -> None:
+        """What was counted since the last call, in one message (the channel keeps order)."""
+        with self._counts_lock:
+            counts, self._counts = self._counts, Counter()
+        if counts:
+            rows = [[source, outcome, n] for (source, outcome), n in counts.items()]
+            self.channel.post({"op": "counts", "counts": rows})
 
 
 def die_with_parent(parent: int) -> None:
@@ -114,14 +128,16 @@ def serve(config_path: Path, listening: socket.socket, channel: Channel) -> None
     channel.post({"op": "ready", "pid": os.getpid()})
     try:
         while not stopping.is_set() and thread.is_alive():
-            wake.wait(1.0)
+            wake.wait(COUNTS_EVERY)
             wake.clear()
+            backend.send_counts()
             if reloading.is_set():
                 reloading.clear()
                 backend.settings = _reloaded(config_path, backend.settings)
     finally:
         server.should_exit = True
         thread.join(3)
+        backend.send_counts()
         inbox.close()  # what is waiting is stored before the process ends
         channel.close()
         ledger.close()

@@ -124,8 +124,9 @@ class Front:
         op = message["op"]
         if op == "stored":
             self.service.ingest.notify()
-        elif op == "count":
-            self.service.count_webhook(message["source"], message["outcome"])
+        elif op == "counts":
+            for source, outcome, count in message["counts"]:
+                self.service.metrics_state.webhooks.labels(source, outcome).inc(count)
         elif op == "ready":
             self.ready.set()
 
