@@ -114,7 +114,8 @@ class Front:
 
     def _listen(self) -> None:
         self.channel.listen(self._on_message, self._on_ask)
-        self.lost = not self.stopping
+        # Not lost when stopping: a SIGTERM to the whole group (systemd) reaches the child too.
+        self.lost = not (self.stopping or self.service.stopping.is_set())
         self.ready.set()  # a start still waiting sees `lost`
         if self.lost:
             log.error("the HTTP process exited; stopping", returncode=self.process.wait())
