@@ -18,9 +18,13 @@ from syncd.redaction import redact_text, structlog_processor
 LogFormat = Literal["auto", "console", "json"]
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
+_current: tuple[LogFormat, str] = ("auto", "INFO")
+
 
 def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
     """Set up structlog and the standard library's root logger to match."""
+    global _current
+    _current = (fmt, level)
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -59,6 +63,11 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
     # Chatty libraries stay at WARNING unless asked for DEBUG.
     for name in ("urllib3", "httpx", "httpcore", "github", "jira", "uvicorn.access", "alembic"):
         logging.getLogger(name).setLevel(logging.DEBUG if level.upper() == "DEBUG" else "WARNING")
+
+
+def current_logging() -> tuple[LogFormat, str]:
+    """The format and level last configured (a child process logs the same way)."""
+    return _current
 
 
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]

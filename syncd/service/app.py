@@ -9,6 +9,7 @@ and stored once. Nothing blocks the event loop: the handler awaits the commit.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
@@ -16,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from syncd.config import Settings
 from syncd.logs import get_logger
 from syncd.service import verify
 from syncd.service.inbox import STORED, InboxUnavailable
@@ -84,11 +86,12 @@ def create_app(backend: Backend) -> Starlette:
                  delivery=verdict.delivery_id, handling=handling)  # fmt: skip
         return JSONResponse({"ok": True})
 
+    # Off the event loop: in `syncd run` the answer comes from the main process.
     async def healthz(_request: Request) -> Response:
-        return JSONResponse(backend.health())
+        return JSONResponse(await asyncio.to_thread(backend.health))
 
     async def metrics(_request: Request) -> Response:
-        return Response(backend.metrics(), media_type=CONTENT_TYPE_LATEST)
+        return Response(await asyncio.to_thread(backend.metrics), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(
         routes=[
@@ -97,6 +100,17 @@ def create_app(backend: Backend) -> Starlette:
             Route("/metrics", metrics, methods=["GET"]),
         ]
     )
+
+
+def secret_of(settings: Settings, source: str) -> tuple[str, str] | None:
+    """(kind, secret) when `source` accepts webhooks (its secret is set), else None."""
+    source_settings: Any = settings.sources.get(source)
+    secret = getattr(source_settings, "webhook_secret", None) or getattr(
+        source_settings, "signing_secret", None
+    )
+    if source_settings is None or secret is None:
+        return None
+    return source_settings.kind, secret.get_secret_value()
 
 
 def _verify(

@@ -26,15 +26,21 @@ before the app runs, and a client gone mid-body is not logged as an app error.
 from __future__ import annotations
 
 import asyncio
+import math
+import socket
+import threading
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import h11
+import uvicorn
 from prometheus_client import CollectorRegistry, Counter
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from syncd.config import ServiceSettings
 from syncd.logs import get_logger
 from syncd.service.app import MAX_BODY
 
@@ -307,3 +313,48 @@ async def _too_large(send: Send, limit: int) -> None:
                     (b"content-length", str(len(body)).encode())],
     })  # fmt: skip
     await send({"type": "http.response.body", "body": body})
+
+
+class ServiceError(Exception):
+    """The service cannot start (for example, the listen address is taken)."""
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the process's main thread owns the signals."""
+
+    def install_signal_handlers(self) -> None:
+        return None
+
+
+def http_limits(settings: ServiceSettings) -> HttpLimits:
+    return HttpLimits(
+        header_timeout=settings.http_header_timeout.total_seconds(),
+        body_timeout=settings.http_body_timeout.total_seconds(),
+        keep_alive=settings.http_keep_alive.total_seconds(),
+        max_connections=settings.http_max_connections,
+        max_body=MAX_BODY,
+    )
+
+
+def serve_in_thread(
+    app: ASGIApp, sock: socket.socket, limits: HttpLimits, registry: CollectorRegistry | None
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """uvicorn serving `app` on `sock` from a daemon thread, behind the HTTP limits."""
+    # No `limit_concurrency`: uvicorn counts every open connection against it, so slow
+    # clients would turn health checks into 503s; the protocol caps connections instead.
+    config = uvicorn.Config(
+        guard(app, limits), http=protocol_for(limits, registry), ws="none", log_config=None,
+        access_log=False, lifespan="off", timeout_graceful_shutdown=2,
+        timeout_keep_alive=math.ceil(limits.keep_alive),
+    )  # fmt: skip
+    server = _Server(config)
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])), name="syncd-http", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise ServiceError("the HTTP server did not start")
+        time.sleep(0.01)
+    return server, thread

@@ -25,6 +25,7 @@ The deliveries are then processed from the table by `syncd.service.ingest`.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -42,6 +43,8 @@ from syncd.logs import get_logger
 MAX_WAITING = 5_000  # deliveries waiting for the writer; past this they are refused (503)
 MAX_GROUP = 500  # deliveries per group commit
 RETENTION = timedelta(days=7)  # processed deliveries are kept this long (redelivery dedupe)
+# A delivery not stored within this long is answered 503 (GitHub gives up after 10 s).
+STORE_TIMEOUT = 5.0
 
 STORED, DUPLICATE = "stored", "duplicate"
 
@@ -208,6 +211,17 @@ class GroupCommit:
             new.discard(key)  # a second copy inside the same group is a duplicate
 
 
+async def stored_within(stored: Future[str], timeout: float = STORE_TIMEOUT) -> str:
+    """Await a `GroupCommit.submit` future from an event loop: "stored" or "duplicate".
+
+    Raises `InboxUnavailable` when it could not be stored, or not within `timeout`.
+    """
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(stored), timeout)
+    except TimeoutError:
+        raise InboxUnavailable(f"not stored within {timeout:g} s") from None
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -217,6 +231,7 @@ __all__ = [
     "DUPLICATE",
     "RETENTION",
     "STORED",
+    "STORE_TIMEOUT",
     "GroupCommit",
     "InboxUnavailable",
     "Incoming",
@@ -224,4 +239,5 @@ __all__ = [
     "pending_count",
     "prune",
     "store",
+    "stored_within",
 ]

@@ -17,7 +17,6 @@ replicas by an advisory lock, which also keeps replicas off each other's polls).
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -44,8 +43,9 @@ from syncd.rules.engine import (
     evaluation_context,
 )
 from syncd.service import alerts
+from syncd.service.app import secret_of
 from syncd.service.health import Health
-from syncd.service.inbox import GroupCommit, InboxUnavailable, Incoming
+from syncd.service.inbox import GroupCommit, Incoming, stored_within
 from syncd.service.ingest import BatchResult, WebhookIngest
 from syncd.service.locks import NoLocks, SourceLocks
 from syncd.service.metrics import Metrics
@@ -61,8 +61,6 @@ MAX_SLEEP = timedelta(seconds=30)
 CYCLE_RETRY = timedelta(seconds=10)
 
 RULES_LOCK = "rules"
-# A delivery not stored within this long is answered 503 (GitHub gives up after 10 s).
-STORE_TIMEOUT = 5.0
 
 log = get_logger("syncd.service")
 
@@ -121,13 +119,7 @@ class Service:
     # --- what the web app and the signal handlers call (any thread) -------------------
 
     def webhook_secret(self, source: str) -> tuple[str, str] | None:
-        settings: Any = self.settings.sources.get(source)
-        secret = getattr(settings, "webhook_secret", None) or getattr(
-            settings, "signing_secret", None
-        )
-        if settings is None or secret is None:
-            return None
-        return settings.kind, secret.get_secret_value()
+        return secret_of(self.settings, source)
 
     async def accept(self, source: str, event: str, delivery_id: str, body: bytes) -> str:
         """Store a verified, relevant delivery; returns once it is committed.
@@ -135,11 +127,7 @@ class Service:
         "stored" or "duplicate" (a redelivery: stored before, answered 2xx again);
         raises `InboxUnavailable` when it could not be stored (answered 503).
         """
-        stored = self.store(source, event, delivery_id, body)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(stored), STORE_TIMEOUT)
-        except TimeoutError:
-            raise InboxUnavailable(f"not stored within {STORE_TIMEOUT:g} s") from None
+        return await stored_within(self.store(source, event, delivery_id, body))
 
     def store(self, source: str, event: str, delivery_id: str, body: bytes) -> Future[str]:
         """Hand a delivery to the inbox's group commit (any thread)."""

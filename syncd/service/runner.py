@@ -1,54 +1,51 @@
-"""`syncd run`: the poll loop on the main thread, uvicorn on a background thread, signals.
+"""`syncd run`: the poll loop on the main thread, the HTTP side in a child process, signals.
 
-SIGTERM and SIGINT stop the loop after the page in hand is committed; a watchdog
-ends the process if that takes longer than the promised 10 seconds (every page
-commits atomically, so an exit at any point loses nothing). SIGHUP reloads the
-config.
+The main process binds the listening socket and hands it to a child process
+(`syncd.service.front`) that verifies, stores and answers webhooks, so that the
+acknowledgements never queue for the interpreter lock behind ingest, polls and
+rules. The child reports what it stored over a `Channel` (the ingest worker here
+looks at once) and asks this process for `/healthz` and `/metrics`.
+
+SIGTERM and SIGINT stop the loop after the page in hand is committed, then the
+child; a watchdog ends the process if that takes longer than the promised 10
+seconds (every page commits atomically, so an exit at any point loses nothing;
+the child dies with this process). SIGHUP reloads the config, in both processes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
-import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
-from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd.clock import SystemClock
-from syncd.config import ServiceSettings, Settings
+from syncd.config import Settings
 from syncd.failures import explain
 from syncd.ledger.db import LedgerError, NotALedger
 from syncd.ledger.repository import Ledger
-from syncd.logs import get_logger
+from syncd.logs import current_logging, get_logger
 from syncd.rules.engine import CompiledRule
-from syncd.service.app import MAX_BODY, create_app
-from syncd.service.http import ASGIApp, HttpLimits, guard, protocol_for
+from syncd.service.app import create_app
+from syncd.service.channel import Channel, Message
+from syncd.service.http import HttpLimits, ServiceError, serve_in_thread
 from syncd.service.ledger import open_ledger
 from syncd.service.locks import SourceLocks, source_locks
 from syncd.service.loop import Service
 
 SHUTDOWN_DEADLINE = 9.0  # seconds; the contract says "within 10"
+FRONT_START = 30.0  # seconds the HTTP process may take to start serving
+FRONT_STOP = 5.0  # seconds it may take to stop (uvicorn's 2 s grace, then the inbox)
 
 log = get_logger("syncd.service")
-
-
-class ServiceError(Exception):
-    """The service cannot start (for example, the listen address is taken)."""
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the main thread owns the signals."""
-
-    def install_signal_handlers(self) -> None:
-        return None
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -76,46 +73,87 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
-def http_limits(settings: ServiceSettings) -> HttpLimits:
-    return HttpLimits(
-        header_timeout=settings.http_header_timeout.total_seconds(),
-        body_timeout=settings.http_body_timeout.total_seconds(),
-        keep_alive=settings.http_keep_alive.total_seconds(),
-        max_connections=settings.http_max_connections,
-        max_body=MAX_BODY,
-    )
-
-
 def start_http(
     service: Service, sock: socket.socket, limits: HttpLimits | None = None
-) -> tuple[_Server, threading.Thread]:
+) -> tuple[uvicorn.Server, threading.Thread]:
+    """The app in this process, on a thread (tests; `syncd run` uses `Front`)."""
     return serve_in_thread(
         create_app(service), sock, limits or HttpLimits(), service.metrics_state.registry
     )
 
 
-def serve_in_thread(
-    app: ASGIApp, sock: socket.socket, limits: HttpLimits, registry: CollectorRegistry | None
-) -> tuple[_Server, threading.Thread]:
-    """uvicorn serving `app` on `sock` from a daemon thread, behind the HTTP limits."""
-    # No `limit_concurrency`: uvicorn counts every open connection against it, so slow
-    # clients would turn health checks into 503s; the protocol caps connections instead.
-    config = uvicorn.Config(
-        guard(app, limits), http=protocol_for(limits, registry), ws="none", log_config=None,
-        access_log=False, lifespan="off", timeout_graceful_shutdown=2,
-        timeout_keep_alive=math.ceil(limits.keep_alive),
-    )  # fmt: skip
-    server = _Server(config)
-    thread = threading.Thread(
-        target=lambda: asyncio.run(server.serve(sockets=[sock])), name="syncd-http", daemon=True
-    )
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise ServiceError("the HTTP server did not start")
-        time.sleep(0.01)
-    return server, thread
+class Front:
+    """The HTTP process, seen from the main process."""
+
+    def __init__(self, service: Service, process: subprocess.Popen[bytes], channel: Channel):
+        self.service, self.process, self.channel = service, process, channel
+        self.ready = threading.Event()
+        self.stopping = False
+        self.lost = False  # the child ended without being asked to
+        self._listener = threading.Thread(target=self._listen, name="syncd-front", daemon=True)
+        self._listener.start()
+
+    @classmethod
+    def start(cls, service: Service, sock: socket.socket, config_path: Path) -> Front:
+        """Start the child on `sock` (this process's copy is closed once it serves)."""
+        mine, theirs = socket.socketpair()
+        fmt, level = current_logging()
+        command = [
+            sys.executable, "-m", "syncd.service.front", "--config", str(config_path),
+            "--listen-fd", str(sock.fileno()), "--channel-fd", str(theirs.fileno()),
+            "--parent", str(os.getpid()), "--log-format", fmt, "--log-level", level,
+        ]  # fmt: skip
+        process = subprocess.Popen(command, pass_fds=(sock.fileno(), theirs.fileno()))
+        theirs.close()
+        front = cls(service, process, Channel(mine))
+        if not front.ready.wait(FRONT_START) or front.lost:
+            front.stop()
+            raise ServiceError("the HTTP process did not start")
+        sock.close()  # the child serves it; a stopped child must leave the port free
+        return front
+
+    def _listen(self) -> None:
+        self.channel.listen(self._on_message, self._on_ask)
+        # Not lost when stopping: a SIGTERM to the whole group (systemd) reaches the child too.
+        self.lost = not (self.stopping or self.service.stopping.is_set())
+        self.ready.set()  # a start still waiting sees `lost`
+        if self.lost:
+            log.error("the HTTP process exited; stopping", returncode=self.process.wait())
+            self.service.request_stop()
+
+    def _on_message(self, message: Message) -> None:
+        op = message["op"]
+        if op == "stored":
+            self.service.ingest.notify()
+        elif op == "counts":
+            for source, outcome, count in message["counts"]:
+                self.service.metrics_state.webhooks.labels(source, outcome).inc(count)
+        elif op == "ready":
+            self.ready.set()
+
+    def _on_ask(self, what: str) -> Any:
+        if what == "health":
+            return self.service.health()
+        if what == "metrics":
+            return self.service.metrics().decode()
+        return None
+
+    def reload(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGHUP)
+
+    def stop(self) -> None:
+        """SIGTERM; a child that takes longer than FRONT_STOP is killed."""
+        self.stopping = True
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(FRONT_STOP)
+        except subprocess.TimeoutExpired:
+            log.warning("the HTTP process did not stop in time; killed")
+            self.process.kill()
+            self.process.wait()
+        self.channel.close()
 
 
 def _watchdog() -> None:
@@ -129,7 +167,7 @@ def _watchdog() -> None:
     timer.start()
 
 
-def install_signals(service: Service) -> None:
+def install_signals(service: Service, front: Front | None = None) -> None:
     def stop(signum: int, _frame: FrameType | None) -> None:
         if not service.stopping.is_set():
             log.info("shutdown requested", signal=signal.Signals(signum).name)
@@ -138,6 +176,8 @@ def install_signals(service: Service) -> None:
     def reload(_signum: int, _frame: FrameType | None) -> None:
         log.info("reload requested", signal="SIGHUP")
         service.request_reload()
+        if front is not None:
+            front.reload()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -169,17 +209,26 @@ def _serve(
     service.on_stop = _watchdog
     sock = bind(settings.service.listen)
     host, port = sock.getsockname()[:2]
-    server, thread = start_http(service, sock, http_limits(settings.service))
-    install_signals(service)
+    try:
+        front = Front.start(service, sock, config_path)
+    finally:
+        sock.close()
+    install_signals(service, front)
     log.info(
         "service started",
         url=f"http://{host}:{port}",
         pid=os.getpid(),
+        http_pid=front.process.pid,
         sources=list(settings.sources),
     )
     try:
         service.run()
     finally:
-        server.should_exit = True
-        thread.join(timeout=3)
+        front.stop()
         log.info("service stopped")
+    if front.lost:
+        raise ServiceError("the HTTP process exited unexpectedly")
+
+
+__all__ = ["Front", "ServiceError", "bind", "parse_listen", "run_service", "serve_in_thread",
+           "start_http"]  # fmt: skip
