@@ -148,6 +148,19 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_FAILURE)
 
 
+
+def write_output(text: str, output: Path | None) -> None:
+    """A report on stdout, or in the file `-o` names (exit 1 when it cannot be written)."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror}")
+    errors.print(f"wrote {output}", highlight=False, markup=False)
+
+
 def load_settings(config: Path | None) -> Settings:
     """The configuration, or exit 2 naming the file, line and key."""
     try:
@@ -631,14 +644,7 @@ def audit(
         render_table(data, console)
         return
     text = render(data, output_format)
-    if output is None:
-        sys.stdout.write(text)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
-    errors.print(f"wrote {output}", highlight=False, markup=False)
+    write_output(text, output)
 
 
 # --- forecast ------------------------------------------------------------------------
@@ -703,14 +709,7 @@ def forecast(
         text = render_page(outlook)
     else:
         text = _outlook_table_text(outlook)
-    if output is None:
-        sys.stdout.write(text)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
-    errors.print(f"wrote {output}", highlight=False, markup=False)
+    write_output(text, output)
 
 
 def _outlook_table_text(outlook: dict[str, Any]) -> str:
@@ -813,14 +812,7 @@ def forecast_backtest(
         render_table(result, console)
         return
     text = to_json_text(result) if output_format == "json" else _table_text(result)
-    if output is None:
-        sys.stdout.write(text)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
-    errors.print(f"wrote {output}", highlight=False, markup=False)
+    write_output(text, output)
 
 
 def _table_text(result: Any) -> str:
